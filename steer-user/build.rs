@@ -1,0 +1,23 @@
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+fn main() -> anyhow::Result<()> {
+    // Fail early with the fix, instead of a linker error deep in the nested build.
+    if std::env::var_os("AYA_BUILD_SKIP").is_none() {
+        let linker = Command::new("bpf-linker").arg("--version").output();
+        if !matches!(linker, Ok(ref out) if out.status.success()) {
+            bail!(
+                "bpf-linker is not installed; run `cargo xtask setup` \
+                 (installs bpf-linker, rust-src for nightly and the apt packages it needs)"
+            );
+        }
+    }
+    let ebpf = aya_build::Package {
+        name: "steer-ebpf",
+        root_dir: "../steer-ebpf",
+        ..Default::default()
+    };
+    aya_build::build_ebpf([ebpf], aya_build::Toolchain::default())
+        .context("building the XDP program (steer-ebpf) for the bpf target")
+}

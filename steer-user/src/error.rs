@@ -1,0 +1,68 @@
+use std::path::PathBuf;
+
+/// Errors of the kernel side: loading, attaching, maps.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("loading the XDP object: {0}")]
+    Load(#[source] aya::EbpfError),
+    #[error("XDP program `{name}`: {source}")]
+    Program {
+        name: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("attaching XDP to interface `{iface}` in {mode} mode: {source}")]
+    Attach {
+        iface: String,
+        mode: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("map `{name}` is missing from the XDP object or has the wrong type")]
+    MissingMap { name: &'static str },
+    #[error("map `{name}`: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("map `{name}`: {op}: {source}")]
+    MapSyscall {
+        name: &'static str,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the table has {classes} classes; the kernel maps hold at most {max}")]
+    TooManyClasses { classes: usize, max: u32 },
+    #[error("BPF_PROG_TEST_RUN: {0}")]
+    TestRun(#[source] aya::programs::ProgramError),
+}
+
+/// Errors reading a provider feed. Each names the feed and, where there is
+/// one, the entry.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("{feed}: reading {path}: {source}", path = path.display())]
+    Read {
+        feed: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{feed}: not valid JSON of the expected shape: {source}")]
+    Json {
+        feed: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{feed}: {list}[{index}]: {reason}")]
+    Entry {
+        feed: &'static str,
+        list: &'static str,
+        index: usize,
+        reason: String,
+    },
+    #[error("{feed}: no valid prefix in the feed")]
+    Empty { feed: &'static str },
+}

@@ -1,0 +1,19 @@
+//! Kernel and feed plumbing for steer.
+//!
+//! - [`feeds`]: provider range feeds (AWS, GCP) parsed into entries.
+//! - [`table`]: entries compiled into one immutable table with dense class ids.
+//! - [`classifier`]: the longest-prefix classifier in userspace, built from that table.
+//! - [`xdp`]: the XDP program: load, attach, fill maps, read flows and counters.
+
+pub mod classifier;
+mod error;
+pub mod feeds;
+mod map_batch;
+pub mod table;
+pub mod xdp;
+
+pub use classifier::Classifier;
+pub use error::{Error, FeedError};
+pub use steer_ebpf::{CLASS_UNKNOWN, ClassCounters, MAX_CLASSES, Outcome, PacketCounters, Policy};
+pub use table::{Class, RangeTable};
+pub use xdp::{AttachMode, Steer};

@@ -1,0 +1,225 @@
+//! One compiled table of provider prefixes, shared by the kernel maps and
+//! the userspace classifier so both give the same answer.
+//!
+//! Rules:
+//! - Lookups use the longest matching prefix (overlaps are real: AWS lists
+//!   `GLOBAL` and `AMAZON` supersets around regional prefixes).
+//! - When several entries name the same prefix, an earlier feed beats a
+//!   later one; inside one feed a named region beats `GLOBAL`, and otherwise
+//!   the first entry wins. Entries for different services of one prefix are
+//!   the normal case and agree on the region.
+//! - Class ids are dense, start at 1 (0 is unknown) and follow the sorted
+//!   (provider, region) order, so the same feeds give the same ids.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use crate::feeds::Feed;
+
+/// A (provider, region) pair: what a client is classified as.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Class {
+    pub provider: String,
+    pub region: String,
+}
+
+impl std::fmt::Display for Class {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider, self.region)
+    }
+}
+
+/// What a feed contributed, for display and logs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedSummary {
+    pub name: &'static str,
+    pub created: String,
+    pub entries: usize,
+}
+
+/// The compiled table. Immutable once built: a new feed means a new table.
+#[derive(Clone, Debug)]
+pub struct RangeTable {
+    /// Index = class id; slot 0 is unknown and never appears in the prefix lists.
+    classes: Vec<Class>,
+    v4: Vec<(Ipv4Net, u32)>,
+    v6: Vec<(Ipv6Net, u32)>,
+    feeds: Vec<FeedSummary>,
+}
+
+const GLOBAL_REGION: &str = "GLOBAL";
+
+impl RangeTable {
+    /// Merges `feeds` (earlier feeds take precedence) into one table.
+    pub fn compile(feeds: &[Feed]) -> RangeTable {
+        // prefix -> (feed rank, class) chosen so far
+        let mut chosen: HashMap<IpNet, (usize, Class)> = HashMap::new();
+        for (rank, feed) in feeds.iter().enumerate() {
+            for e in &feed.entries {
+                let class = Class {
+                    provider: e.provider.clone(),
+                    region: e.region.clone(),
+                };
+                match chosen.get_mut(&e.prefix) {
+                    None => {
+                        chosen.insert(e.prefix, (rank, class));
+                    }
+                    Some((r, c)) if *r == rank && c.region == GLOBAL_REGION => *c = class,
+                    Some(_) => {}
+                }
+            }
+        }
+
+        let names: BTreeSet<&Class> = chosen.values().map(|(_, c)| c).collect();
+        let mut classes = vec![Class {
+            provider: String::new(),
+            region: String::new(),
+        }];
+        classes.extend(names.into_iter().cloned());
+        let ids: BTreeMap<&Class, u32> = classes
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, c)| (c, i as u32))
+            .collect();
+
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for (net, (_, class)) in &chosen {
+            let id = ids[class];
+            match net {
+                IpNet::V4(n) => v4.push((*n, id)),
+                IpNet::V6(n) => v6.push((*n, id)),
+            }
+        }
+        v4.sort_unstable();
+        v6.sort_unstable();
+
+        let feeds = feeds
+            .iter()
+            .map(|f| FeedSummary {
+                name: f.name,
+                created: f.created.clone(),
+                entries: f.entries.len(),
+            })
+            .collect();
+        RangeTable {
+            classes,
+            v4,
+            v6,
+            feeds,
+        }
+    }
+
+    /// The class with id `id`; `None` for unknown (0) and ids out of range.
+    pub fn class(&self, id: u32) -> Option<&Class> {
+        (id != crate::CLASS_UNKNOWN)
+            .then(|| self.classes.get(id as usize))
+            .flatten()
+    }
+
+    /// The id of (provider, region), if the table has that class.
+    pub fn class_id(&self, provider: &str, region: &str) -> Option<u32> {
+        self.classes
+            .iter()
+            .skip(1)
+            .position(|c| c.provider == provider && c.region == region)
+            .map(|i| i as u32 + 1)
+    }
+
+    /// Number of classes, unknown excluded.
+    pub fn class_count(&self) -> usize {
+        self.classes.len() - 1
+    }
+
+    /// Classes with their ids, in id order.
+    pub fn classes(&self) -> impl Iterator<Item = (u32, &Class)> {
+        self.classes
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, c)| (i as u32, c))
+    }
+
+    /// IPv4 prefixes with their class ids, sorted, each prefix once.
+    pub fn v4(&self) -> &[(Ipv4Net, u32)] {
+        &self.v4
+    }
+
+    /// IPv6 prefixes with their class ids, sorted, each prefix once.
+    pub fn v6(&self) -> &[(Ipv6Net, u32)] {
+        &self.v6
+    }
+
+    pub fn feeds(&self) -> &[FeedSummary] {
+        &self.feeds
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feeds::FeedEntry;
+
+    fn entry(prefix: &str, provider: &str, region: &str) -> FeedEntry {
+        FeedEntry {
+            prefix: prefix.parse().unwrap(),
+            provider: provider.into(),
+            region: region.into(),
+            service: "S".into(),
+        }
+    }
+
+    fn feed(name: &'static str, entries: Vec<FeedEntry>) -> Feed {
+        Feed {
+            name,
+            created: "t".into(),
+            entries,
+        }
+    }
+
+    #[test]
+    fn class_ids_are_dense_sorted_and_stable() {
+        let t = RangeTable::compile(&[
+            feed("b", vec![entry("10.0.0.0/8", "gcp", "x")]),
+            feed(
+                "a",
+                vec![
+                    entry("11.0.0.0/8", "aws", "z"),
+                    entry("12.0.0.0/8", "aws", "a"),
+                ],
+            ),
+        ]);
+        let names: Vec<_> = t.classes().map(|(i, c)| (i, c.to_string())).collect();
+        assert_eq!(
+            names,
+            [
+                (1, "aws/a".into()),
+                (2, "aws/z".into()),
+                (3, "gcp/x".to_string())
+            ]
+        );
+        assert_eq!(t.class_id("aws", "z"), Some(2));
+        assert_eq!(t.class(0), None);
+        assert_eq!(t.class(4), None);
+    }
+
+    #[test]
+    fn same_prefix_prefers_earlier_feed_then_named_region() {
+        let t = RangeTable::compile(&[
+            feed(
+                "first",
+                vec![
+                    entry("10.0.0.0/8", "aws", "GLOBAL"),
+                    entry("10.0.0.0/8", "aws", "eu-west-3"),
+                ],
+            ),
+            feed("second", vec![entry("10.0.0.0/8", "gcp", "europe-west1")]),
+        ]);
+        assert_eq!(t.v4().len(), 1);
+        let (_, id) = t.v4()[0];
+        assert_eq!(t.class(id).unwrap().to_string(), "aws/eu-west-3");
+        assert_eq!(t.class_count(), 1, "classes only for prefixes that won");
+    }
+}
