@@ -1,0 +1,179 @@
+//! Real TCP clients across two network namespaces joined by veth, the
+//! classifier attached on the server side with the real feeds loaded.
+//!
+//! Needs root. The namespaces (and with them the veth pair) are removed
+//! when the guards drop, also when an assertion fails.
+
+use std::{
+    io::{Read, Write},
+    net::{IpAddr, SocketAddr, TcpListener},
+    sync::mpsc,
+    time::Duration,
+};
+
+use socket2::{Domain, Socket, Type};
+use steer_tests::{
+    load_or_skip,
+    netns::{Netns, veth},
+    real_table,
+};
+use steer_user::{AttachMode, RangeTable};
+
+const PORT: u16 = 5000;
+const SERVER4: &str = "192.0.2.1";
+const SERVER6: &str = "2001:db8::1";
+/// In AWS eu-west-3 (35.180.0.0/16, 2a05:d012::/36 in the real feed).
+const AWS4: &str = "35.180.1.1";
+const AWS6: &str = "2a05:d012::1";
+/// In GCP africa-south1 (34.35.0.0/16).
+const GCP4: &str = "34.35.1.1";
+/// In no feed (documentation ranges).
+const UNLISTED4: &str = "198.51.100.7";
+const UNLISTED6: &str = "2001:db8::10";
+
+/// (client source address, expected class) for every connection made.
+const CASES: [(&str, &str); 5] = [
+    (AWS4, "aws/eu-west-3"),
+    (AWS6, "aws/eu-west-3"),
+    (GCP4, "gcp/africa-south1"),
+    (UNLISTED4, "unknown"),
+    (UNLISTED6, "unknown"),
+];
+
+fn name(table: &RangeTable, id: Option<u32>) -> String {
+    match id {
+        None => "no flow entry".to_owned(),
+        Some(id) => table
+            .class(id)
+            .map_or_else(|| "unknown".to_owned(), |c| c.to_string()),
+    }
+}
+
+/// Connects from `src` to the server, sends one byte, waits for the echo.
+fn connect_from(src: &str) {
+    let src: IpAddr = src.parse().unwrap();
+    let server: IpAddr = if src.is_ipv4() { SERVER4 } else { SERVER6 }
+        .parse()
+        .unwrap();
+    let socket = Socket::new(
+        Domain::for_address(SocketAddr::new(src, 0)),
+        Type::STREAM,
+        None,
+    )
+    .expect("client socket");
+    socket
+        .bind(&SocketAddr::new(src, 0).into())
+        .unwrap_or_else(|e| panic!("bind {src}: {e}"));
+    socket
+        .connect_timeout(
+            &SocketAddr::new(server, PORT).into(),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|e| panic!("connect from {src}: {e}"));
+    let mut stream: std::net::TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(b"x").unwrap();
+    let mut buf = [0u8; 1];
+    stream.read_exact(&mut buf).expect("echo from server");
+}
+
+fn classify_across_namespaces(mode: AttachMode, test: &str) {
+    let Some(mut steer) = load_or_skip(test) else {
+        return;
+    };
+    let table = real_table();
+    steer.load_table(&table).expect("load real table");
+    steer.set_service_ports(&[PORT]).expect("service port");
+
+    let srv = Netns::new("srv");
+    let cli = Netns::new("cli");
+    let clients: Vec<&str> = CASES.iter().map(|(a, _)| *a).collect();
+    veth(
+        &srv,
+        "steer-s",
+        &[SERVER4, SERVER6],
+        &cli,
+        "steer-c",
+        &clients,
+    );
+
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let server = srv.spawn(move || {
+        steer.attach("steer-s", mode).expect("attach XDP");
+        let listeners = [SERVER4, SERVER6].map(|a| {
+            let l = TcpListener::bind((a.parse::<IpAddr>().unwrap(), PORT)).expect("listen");
+            l.set_nonblocking(false).unwrap();
+            l
+        });
+        ready_tx.send(()).unwrap();
+        let mut seen = Vec::new();
+        for (src, _) in CASES {
+            let l = &listeners[usize::from(src.contains(':'))];
+            let (mut conn, peer) = l.accept().expect("accept");
+            // The class is read once, right after accept, from the peer.
+            seen.push((peer, steer.flow_class(peer, PORT).expect("flow map")));
+            let mut b = [0u8; 1];
+            conn.read_exact(&mut b).unwrap();
+            conn.write_all(&b).unwrap();
+        }
+        let counters = steer
+            .class_counters(table.class_count() as u32 + 1)
+            .unwrap();
+        (steer, table, seen, counters)
+    });
+
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("server ready");
+    let attached = srv.ip_output(&["link", "show", "dev", "steer-s"]);
+    assert!(
+        attached.contains("xdp"),
+        "XDP not shown on the link: {attached}"
+    );
+    let client = cli.spawn(move || {
+        for (src, _) in CASES {
+            connect_from(src);
+        }
+    });
+    client.join().expect("client thread");
+    let (steer, table, seen, counters) = server.join().expect("server thread");
+
+    for ((src, want), (peer, class)) in CASES.iter().zip(&seen) {
+        assert_eq!(peer.ip(), src.parse::<IpAddr>().unwrap(), "accept order");
+        assert_eq!(
+            name(&table, *class),
+            *want,
+            "class read after accept for {peer}"
+        );
+    }
+    let eu = table.class_id("aws", "eu-west-3").unwrap() as usize;
+    assert!(
+        counters[eu].syns >= 2,
+        "eu-west-3 SYN counter: {:?}",
+        counters[eu]
+    );
+    assert!(
+        counters[0].syns >= 2,
+        "unknown SYN counter: {:?}",
+        counters[0]
+    );
+
+    drop(steer);
+    let detached = srv.ip_output(&["link", "show", "dev", "steer-s"]);
+    assert!(
+        !detached.contains("xdp"),
+        "XDP still attached after drop: {detached}"
+    );
+}
+
+#[test]
+fn native_xdp_classifies_real_clients() {
+    classify_across_namespaces(AttachMode::Native, "native_xdp_classifies_real_clients");
+}
+
+#[test]
+fn generic_xdp_classifies_real_clients() {
+    classify_across_namespaces(AttachMode::Generic, "generic_xdp_classifies_real_clients");
+}
