@@ -26,11 +26,17 @@ const MAX_IPV6_EXT: usize = 4;
 const TCP_SYN: u8 = 0x02;
 const TCP_ACK: u8 = 0x10;
 
-/// A SYN (SYN set, ACK clear) with what classification needs.
+/// Where the source address of a packet sits.
+#[derive(Clone, Copy)]
+pub enum Source {
+    V4 { l3: usize },
+    V6 { l3: usize },
+}
+
+/// A SYN (SYN set, ACK clear). The source address is not read yet: most
+/// SYNs a host sees go to ports that are not service ports.
 pub struct Syn {
-    /// Source address; IPv4 is IPv4-mapped. Network byte order.
-    pub addr: [u8; 16],
-    pub is_v4: bool,
+    pub source: Source,
     /// Ports as they sit in the header (network byte order).
     pub src_port: u16,
     pub dst_port: u16,
@@ -77,7 +83,7 @@ pub fn parse_syn(ctx: &XdpContext) -> Result<Syn, Outcome> {
         }
     }
 
-    let (addr, is_v4, l4) = match ethertype {
+    let (source, l4) = match ethertype {
         ETH_P_IPV4 => ipv4(ctx, l3)?,
         ETH_P_IPV6 => ipv6(ctx, l3)?,
         _ => return Err(Outcome::NotIp),
@@ -91,8 +97,7 @@ pub fn parse_syn(ctx: &XdpContext) -> Result<Syn, Outcome> {
         return Err(Outcome::NotSyn);
     }
     Ok(Syn {
-        addr,
-        is_v4,
+        source,
         src_port: u16::from_ne_bytes([tcp[0], tcp[1]]),
         dst_port: u16::from_ne_bytes([tcp[2], tcp[3]]),
         dst_port_host: be16(tcp[2], tcp[3]),
@@ -101,7 +106,7 @@ pub fn parse_syn(ctx: &XdpContext) -> Result<Syn, Outcome> {
 
 /// IPv4: any header length; non-first fragments end here.
 #[inline(always)]
-fn ipv4(ctx: &XdpContext, l3: usize) -> Result<([u8; 16], bool, usize), Outcome> {
+fn ipv4(ctx: &XdpContext, l3: usize) -> Result<(Source, usize), Outcome> {
     let ip = header::<20>(ctx, l3)?;
     let version = ip[0] >> 4;
     // Masked so the verifier sees the offset bounded to 60.
@@ -115,26 +120,17 @@ fn ipv4(ctx: &XdpContext, l3: usize) -> Result<([u8; 16], bool, usize), Outcome>
     if ip[9] != IPPROTO_TCP {
         return Err(Outcome::NotTcp);
     }
-    let mut addr = [0u8; 16];
-    addr[10] = 0xff;
-    addr[11] = 0xff;
-    addr[12] = ip[12];
-    addr[13] = ip[13];
-    addr[14] = ip[14];
-    addr[15] = ip[15];
-    Ok((addr, true, l3 + ihl))
+    Ok((Source::V4 { l3 }, l3 + ihl))
 }
 
 /// IPv6: follows hop-by-hop, routing, destination-options and first-fragment
 /// headers, up to MAX_IPV6_EXT of them.
 #[inline(always)]
-fn ipv6(ctx: &XdpContext, l3: usize) -> Result<([u8; 16], bool, usize), Outcome> {
+fn ipv6(ctx: &XdpContext, l3: usize) -> Result<(Source, usize), Outcome> {
     let ip = header::<40>(ctx, l3)?;
     if ip[0] >> 4 != 6 {
         return Err(Outcome::Malformed);
     }
-    let mut addr = [0u8; 16];
-    addr.copy_from_slice(&ip[8..24]);
     let mut next = ip[6];
     let mut off = l3 + 40;
     for _ in 0..MAX_IPV6_EXT {
@@ -156,10 +152,26 @@ fn ipv6(ctx: &XdpContext, l3: usize) -> Result<([u8; 16], bool, usize), Outcome>
         }
     }
     match next {
-        IPPROTO_TCP => Ok((addr, false, off)),
+        IPPROTO_TCP => Ok((Source::V6 { l3 }, off)),
         IPV6_HOPOPTS | IPV6_ROUTING | IPV6_DSTOPTS | IPV6_FRAGMENT | IPV6_AH => {
             Err(Outcome::Unfollowed)
         }
         _ => Err(Outcome::NotTcp),
     }
+}
+
+/// The IPv4 source address of a packet `parse_syn` accepted.
+#[inline(always)]
+pub fn ipv4_source(ctx: &XdpContext, l3: usize) -> Result<[u8; 4], Outcome> {
+    let ip = header::<20>(ctx, l3)?;
+    Ok([ip[12], ip[13], ip[14], ip[15]])
+}
+
+/// The IPv6 source address of a packet `parse_syn` accepted.
+#[inline(always)]
+pub fn ipv6_source(ctx: &XdpContext, l3: usize) -> Result<[u8; 16], Outcome> {
+    let ip = header::<40>(ctx, l3)?;
+    let mut addr = [0u8; 16];
+    addr.copy_from_slice(&ip[8..24]);
+    Ok(addr)
 }

@@ -11,7 +11,7 @@ use steer_ebpf::{
     Outcome, PORT_SLOTS, PacketCounters, Policy,
 };
 
-use crate::packet::{Syn, parse_syn};
+use crate::packet::{Source, Syn, ipv4_source, ipv6_source, parse_syn};
 
 /// IPv4 source prefixes (network order) to class id.
 #[map(name = "STEER_LPM_V4")]
@@ -43,8 +43,8 @@ static POLICY: Array<u32> = Array::with_max_entries(MAX_CLASSES, 0);
 #[xdp]
 pub fn steer(ctx: XdpContext) -> u32 {
     let len = (ctx.data_end() - ctx.data()) as u64;
-    let (outcome, action) = match parse_syn(&ctx) {
-        Ok(syn) => on_syn(&syn, len),
+    let (outcome, action) = match parse_syn(&ctx).and_then(|syn| on_syn(&ctx, &syn, len)) {
+        Ok(done) => done,
         Err(outcome) => (outcome, xdp_action::XDP_PASS),
     };
     if let Some(c) = OUTCOME_COUNTERS.get_ptr_mut(outcome as u32) {
@@ -58,13 +58,28 @@ pub fn steer(ctx: XdpContext) -> u32 {
 }
 
 #[inline(always)]
-fn on_syn(syn: &Syn, len: u64) -> (Outcome, u32) {
+fn on_syn(ctx: &XdpContext, syn: &Syn, len: u64) -> Result<(Outcome, u32), Outcome> {
     match SERVICE_PORTS.get(syn.dst_port_host as u32) {
         Some(&flag) if flag != 0 => {}
-        _ => return (Outcome::OtherPort, xdp_action::XDP_PASS),
+        _ => return Err(Outcome::OtherPort),
     }
 
-    let class = lookup_class(syn);
+    // One LPM lookup; IPv4 goes into the flow key IPv4-mapped.
+    let (addr, found) = match syn.source {
+        Source::V4 { l3 } => {
+            let v4 = ipv4_source(ctx, l3)?;
+            let mut addr = [0u8; 16];
+            addr[10] = 0xff;
+            addr[11] = 0xff;
+            addr[12..].copy_from_slice(&v4);
+            (addr, LPM_V4.get(Key::new(32, v4)))
+        }
+        Source::V6 { l3 } => {
+            let addr = ipv6_source(ctx, l3)?;
+            (addr, LPM_V6.get(Key::new(128, addr)))
+        }
+    };
+    let class = found.copied().unwrap_or(CLASS_UNKNOWN);
 
     let drop = matches!(POLICY.get(class), Some(&p) if p == Policy::Drop as u32);
     if let Some(c) = CLASS_COUNTERS.get_ptr_mut(class) {
@@ -78,30 +93,16 @@ fn on_syn(syn: &Syn, len: u64) -> (Outcome, u32) {
         }
     }
     if drop {
-        return (Outcome::Dropped, xdp_action::XDP_DROP);
+        return Ok((Outcome::Dropped, xdp_action::XDP_DROP));
     }
 
     let key = FlowKey {
-        addr: syn.addr,
+        addr,
         src_port: syn.src_port,
         dst_port: syn.dst_port,
     };
     // An LRU map evicts instead of failing when full, so an error here means
     // nothing worse than userspace reading "unknown" for this flow.
     let _ = FLOWS.insert(&key, &FlowValue { class }, 0);
-    (Outcome::Classified, xdp_action::XDP_PASS)
-}
-
-#[inline(always)]
-fn lookup_class(syn: &Syn) -> u32 {
-    let found = if syn.is_v4 {
-        let v4 = [syn.addr[12], syn.addr[13], syn.addr[14], syn.addr[15]];
-        LPM_V4.get(Key::new(32, v4))
-    } else {
-        LPM_V6.get(Key::new(128, syn.addr))
-    };
-    match found {
-        Some(&class) => class,
-        None => CLASS_UNKNOWN,
-    }
+    Ok((Outcome::Classified, xdp_action::XDP_PASS))
 }

@@ -1,1 +1,148 @@
-fn main() {}
+//! Developer tasks. Nothing here is needed at run time: `run` and `bench`
+//! only build and start what the project's own crates provide.
+
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "steer developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need (apt packages, rust-src for
+    /// nightly, bpf-linker) and mount bpffs. Skips what is present.
+    Setup,
+    /// Build the workspace (release), eBPF included.
+    Build,
+    /// Run every test; as root the kernel tests must run (STEER_REQUIRE_XDP=1).
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Attach the classifier to an interface (default lo) with the real
+    /// ranges and print live per-class counters until Ctrl-C.
+    Run {
+        /// Extra arguments for `redirector watch` (e.g. --iface eth0).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        which: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Per-packet cost of the XDP program (BPF_PROG_TEST_RUN) against a
+    /// bare XDP_PASS program measured in the same run.
+    Xdp,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    std::env::set_current_dir(&root).context("entering the workspace root")?;
+    match cli.command {
+        Task::Setup => setup::run(setup::Mode::Install),
+        Task::Build => {
+            setup::run(setup::Mode::IfMissing)?;
+            cargo(&["build", "--release", "--locked", "--workspace"])
+        }
+        Task::Test { args } => {
+            setup::run(setup::Mode::IfMissing)?;
+            let mut cmd = cargo_cmd(&["test", "--locked", "--workspace"]);
+            if !args.is_empty() {
+                cmd.arg("--").args(&args);
+            }
+            if setup::is_root() {
+                // Kernel tests fail instead of skipping when XDP cannot load.
+                cmd.env("STEER_REQUIRE_XDP", "1");
+            } else {
+                eprintln!("xtask: not root: kernel and namespace tests will be skipped");
+            }
+            status(cmd)
+        }
+        Task::Run { args } => {
+            require_root("run")?;
+            setup::run(setup::Mode::IfMissing)?;
+            cargo(&["build", "--release", "--locked", "--package", "redirector"])?;
+            let ranges = ranges_dir(&root);
+            let mut cmd = Command::new(root.join("target/release/redirector"));
+            cmd.arg("watch")
+                .arg("--aws-feed")
+                .arg(ranges.join("aws-ip-ranges.json"))
+                .arg("--gcp-feed")
+                .arg(ranges.join("gcp-cloud.json"))
+                .args(&args);
+            status(cmd)
+        }
+        Task::Bench { which: Bench::Xdp } => {
+            require_root("bench xdp")?;
+            setup::run(setup::Mode::IfMissing)?;
+            cargo(&[
+                "bench",
+                "--locked",
+                "--package",
+                "steer-tests",
+                "--bench",
+                "xdp",
+            ])
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits inside the workspace")
+        .to_owned()
+}
+
+/// The real provider feeds: `$STEER_RANGES_DIR`, else `shared/ranges`
+/// beside the repository.
+fn ranges_dir(root: &Path) -> PathBuf {
+    std::env::var_os("STEER_RANGES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/ranges"))
+}
+
+fn require_root(task: &str) -> Result<()> {
+    if !setup::is_root() {
+        bail!("`cargo xtask {task}` loads XDP into the kernel: run it as root");
+    }
+    Ok(())
+}
+
+fn cargo_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.args(args);
+    cmd
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    status(cargo_cmd(args))
+}
+
+fn status(mut cmd: Command) -> Result<()> {
+    let st = cmd
+        .status()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    if !st.success() {
+        bail!("{:?} failed: {st}", cmd.get_program());
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! `cargo xtask bench xdp`: per-packet cost of the classifier through
+//! BPF_PROG_TEST_RUN with all real prefixes loaded, against a bare program
+//! that only returns XDP_PASS, measured in the same run.
+//!
+//! Cases and baseline alternate over several rounds so that machine noise
+//! hits all of them alike; the table shows the median per case and its
+//! ratio to the baseline's median. Needs root.
+
+use std::time::Duration;
+
+use steer_tests::{
+    packet::{Frame, L4, TCP_ACK},
+    real_table,
+};
+use steer_user::{Steer, xdp::Baseline};
+
+const SERVICE_PORT: u16 = 443;
+const REPEAT: u32 = 200_000;
+const ROUNDS: usize = 7;
+
+struct Case {
+    name: &'static str,
+    packet: Vec<u8>,
+    /// Goal as a multiple of the baseline (not a test: printed as met or not).
+    goal: f64,
+}
+
+fn cases() -> Vec<Case> {
+    let aws = "35.180.1.1";
+    let unlisted = "198.51.100.7";
+    let server = "192.0.2.1";
+    vec![
+        Case {
+            name: "non-TCP (UDP)",
+            packet: Frame::syn(aws, server, SERVICE_PORT)
+                .with_l4(L4::Udp {
+                    src_port: 5353,
+                    dst_port: SERVICE_PORT,
+                })
+                .bytes(),
+            goal: 2.0,
+        },
+        Case {
+            name: "TCP ACK to service port",
+            packet: Frame::tcp(aws, 40000, server, SERVICE_PORT, TCP_ACK).bytes(),
+            goal: 2.0,
+        },
+        Case {
+            name: "SYN from listed address (IPv4)",
+            packet: Frame::syn(aws, server, SERVICE_PORT).bytes(),
+            goal: 8.0,
+        },
+        Case {
+            name: "SYN from unlisted address (IPv4)",
+            packet: Frame::syn(unlisted, server, SERVICE_PORT).bytes(),
+            goal: 8.0,
+        },
+        Case {
+            name: "SYN from listed address (IPv6)",
+            packet: Frame::syn("2a05:d012::1", "2001:db8::1", SERVICE_PORT).bytes(),
+            goal: 8.0,
+        },
+    ]
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+fn ns(d: Duration) -> f64 {
+    d.as_nanos() as f64
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; nothing to parse.
+    let table = real_table();
+    let mut steer = Steer::load()?;
+    let load = steer.load_table(&table)?;
+    steer.set_service_ports(&[SERVICE_PORT])?;
+    let mut baseline = Baseline::load()?;
+    let cases = cases();
+    let baseline_packet = &cases[2].packet;
+
+    let mut base_times = Vec::new();
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
+    for _ in 0..ROUNDS {
+        base_times.push(baseline.time_packet(baseline_packet, REPEAT)?);
+        for (c, t) in cases.iter().zip(&mut times) {
+            t.push(steer.time_packet(&c.packet, REPEAT)?);
+        }
+    }
+
+    let base = median(&mut base_times);
+    println!(
+        "XDP per-packet cost, BPF_PROG_TEST_RUN, {} prefixes loaded ({} IPv4, {} IPv6; batched: {}), {ROUNDS} rounds x {REPEAT} runs, median per round",
+        load.v4 + load.v6,
+        load.v4,
+        load.v6,
+        load.batched
+    );
+    println!();
+    println!("| case | ns/packet | min..max | x baseline | goal |");
+    println!("|---|---:|---:|---:|---|");
+    let (bmin, bmax) = (base_times[0], base_times[ROUNDS - 1]);
+    println!(
+        "| baseline: bare XDP_PASS | {:.1} | {:.0}..{:.0} | 1.00 | |",
+        ns(base),
+        ns(bmin),
+        ns(bmax)
+    );
+    for (c, t) in cases.iter().zip(&mut times) {
+        let m = median(t);
+        let ratio = ns(m) / ns(base).max(1.0);
+        let verdict = if ratio <= c.goal { "met" } else { "MISSED" };
+        println!(
+            "| {} | {:.1} | {:.0}..{:.0} | {ratio:.2} | <= {:.0}x {verdict} |",
+            c.name,
+            ns(m),
+            ns(t[0]),
+            ns(t[ROUNDS - 1]),
+            c.goal
+        );
+    }
+    Ok(())
+}

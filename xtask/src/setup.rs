@@ -1,0 +1,145 @@
+//! `cargo xtask setup`: what a fresh Debian 12 machine needs to build and
+//! test steer. Each step checks first and skips what is present.
+
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, Result, bail};
+
+/// Debian packages: LLVM 22 for bpf-linker (it must match the LLVM of the
+/// nightly rustc that emits the eBPF bitcode), bpftool and iproute2 for
+/// inspecting and for the namespace tests.
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "bpftool",
+    "iproute2",
+];
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+const BPF_LINKER_FEATURE: &str = "llvm-22";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `cargo xtask setup`: report each step.
+    Install,
+    /// Before build/test/run/bench: quiet unless something is missing.
+    IfMissing,
+}
+
+pub fn run(mode: Mode) -> Result<()> {
+    let say = |msg: &str| {
+        if mode == Mode::Install {
+            eprintln!("setup: {msg}");
+        }
+    };
+
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !deb_installed(p))
+        .collect();
+    if missing.is_empty() {
+        say("apt packages present");
+    } else {
+        need_root(&format!("installing {}", missing.join(" ")))?;
+        eprintln!("setup: installing apt packages: {}", missing.join(" "));
+        sh(Command::new("apt-get").arg("update").arg("-qq"))?;
+        sh(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+
+    if nightly_has_rust_src() {
+        say("rust-src for nightly present");
+    } else {
+        eprintln!("setup: adding rust-src to the nightly toolchain");
+        sh(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
+    }
+
+    if answers("bpf-linker", &["--version"]) {
+        say("bpf-linker present");
+    } else {
+        eprintln!("setup: installing bpf-linker against LLVM 22 (about 90 s)");
+        sh(
+            Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args(["install", "bpf-linker", "--locked", "--no-default-features"])
+                .args(["--features", BPF_LINKER_FEATURE])
+                .env("LLVM_PREFIX", LLVM_PREFIX),
+        )?;
+    }
+
+    if is_root() {
+        if bpffs_mounted() {
+            say("bpffs mounted at /sys/fs/bpf");
+        } else {
+            eprintln!("setup: mounting bpffs at /sys/fs/bpf");
+            sh(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))?;
+        }
+    }
+    say("done");
+    Ok(())
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn need_root(what: &str) -> Result<()> {
+    if !is_root() {
+        bail!("{what} needs root: run `cargo xtask setup` as root");
+    }
+    Ok(())
+}
+
+fn deb_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| o.status.success() && o.stdout.ends_with(b"installed"))
+}
+
+fn nightly_has_rust_src() -> bool {
+    Command::new("rustup")
+        .args(["component", "list", "--installed", "--toolchain", "nightly"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| l.starts_with("rust-src"))
+        })
+}
+
+fn answers(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn bpffs_mounted() -> bool {
+    std::fs::read_to_string("/proc/mounts").is_ok_and(|m| {
+        m.lines()
+            .any(|l| l.split_whitespace().nth(2) == Some("bpf"))
+    })
+}
+
+fn sh(cmd: &mut Command) -> Result<()> {
+    let st = cmd
+        .status()
+        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    if !st.success() {
+        bail!("{cmd:?} failed: {st}");
+    }
+    Ok(())
+}
