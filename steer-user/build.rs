@@ -13,6 +13,11 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
+    // aya-build relays every line the nested cargo prints as a
+    // `cargo:warning`; progress lines ("Compiling ...") would bury real
+    // warnings. Quiet cargo still prints compiler warnings and errors.
+    // SAFETY: the build script is single-threaded at this point.
+    unsafe { std::env::set_var("CARGO_TERM_QUIET", "true") };
     let ebpf = aya_build::Package {
         name: "steer-ebpf",
         root_dir: "../steer-ebpf",
