@@ -17,8 +17,12 @@ pub const MAX_CLASSES: u32 = 4096;
 /// bounds growth; the real AWS+GCP table needs about 12,000 entries.
 pub const MAX_PREFIXES: u32 = 1 << 18;
 
-/// Capacity of the flow map (an LRU: old flows are evicted, never refused).
-pub const MAX_FLOWS: u32 = 1 << 16;
+/// Slots in the flow-slot array (a power of two): 2 MiB of u64.
+pub const FLOW_SLOTS: u32 = 1 << 18;
+
+/// `BPF_F_MMAPABLE`: the flow-slot array is mapped into userspace, so
+/// reading a connection's class costs no syscall.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 /// Number of slots in the service-port array: one per TCP port.
 pub const PORT_SLOTS: u32 = 1 << 16;
@@ -28,7 +32,7 @@ pub mod map_names {
     pub const LPM_V4: &str = "STEER_LPM_V4";
     pub const LPM_V6: &str = "STEER_LPM_V6";
     pub const SERVICE_PORTS: &str = "STEER_SERVICE_PORTS";
-    pub const FLOWS: &str = "STEER_FLOWS";
+    pub const FLOW_SLOTS: &str = "STEER_FLOW_SLOTS";
     pub const CLASS_COUNTERS: &str = "STEER_CLASS_COUNTERS";
     pub const OUTCOME_COUNTERS: &str = "STEER_OUTCOME_COUNTERS";
     pub const POLICY: &str = "STEER_POLICY";
@@ -40,9 +44,9 @@ pub mod program_names {
     pub const BASELINE: &str = "steer_baseline";
 }
 
-/// Key of the flow map: the client side of a TCP connection plus the
-/// service port it connected to. IPv4 addresses are stored IPv4-mapped
-/// (`::ffff:a.b.c.d`) so both families share one map.
+/// A flow: the client side of a TCP connection plus the service port it
+/// connected to. IPv4 addresses are IPv4-mapped (`::ffff:a.b.c.d`) so both
+/// families hash alike.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
@@ -54,11 +58,60 @@ pub struct FlowKey {
     pub dst_port: u16,
 }
 
-/// What the program recorded for a flow when its SYN arrived.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FlowValue {
-    pub class: u32,
+/// Where a flow's class lives in the flow-slot array.
+///
+/// The array is direct-mapped: each slot is one u64 holding a tag (47 bits
+/// of the flow's hash, top bit set so a written slot is never zero) and the
+/// class in the low 16 bits. The program writes it with one 8-byte store,
+/// userspace reads it with one atomic load, so a read never sees half a
+/// write. Two flows that share a slot overwrite each other; the loser's tag
+/// no longer matches and its reader classifies in userspace instead, with
+/// the same table and so the same answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowSlot {
+    pub index: u32,
+    pub tag: u64,
+}
+
+impl FlowSlot {
+    const CLASS_BITS: u64 = 0xffff;
+
+    /// The slot value that records `class` for this flow.
+    #[inline(always)]
+    pub fn value(self, class: u32) -> u64 {
+        self.tag | (class as u64 & Self::CLASS_BITS)
+    }
+
+    /// The class a slot value holds, if it was written for this flow.
+    #[inline(always)]
+    pub fn class_in(self, value: u64) -> Option<u32> {
+        (value & !Self::CLASS_BITS == self.tag).then_some((value & Self::CLASS_BITS) as u32)
+    }
+}
+
+impl FlowKey {
+    /// The flow's slot. Kernel and userspace run this same code.
+    #[inline(always)]
+    pub fn slot(&self) -> FlowSlot {
+        let a = &self.addr;
+        let word = |i: usize| u32::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]) as u64;
+        let ports = ((self.src_port as u64) << 16) | self.dst_port as u64;
+        let mut h: u64 = 0x243f_6a88_85a3_08d3;
+        for x in [word(0), word(4), word(8), word(12), ports] {
+            h = (h ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            h ^= h >> 29;
+        }
+        // MurmurHash3's finaliser: every input bit reaches the index bits.
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^= h >> 33;
+        FlowSlot {
+            index: (h as u32) & (FLOW_SLOTS - 1),
+            tag: (h & !FlowSlot::CLASS_BITS) | (1 << 63),
+        }
+    }
 }
 
 /// Per-class counters (one copy per CPU; userspace sums them).
@@ -157,7 +210,6 @@ mod pod {
     // SAFETY: all of these are #[repr(C)], Copy, contain only integers and
     // byte arrays, and have no padding.
     unsafe impl aya::Pod for super::FlowKey {}
-    unsafe impl aya::Pod for super::FlowValue {}
     unsafe impl aya::Pod for super::ClassCounters {}
     unsafe impl aya::Pod for super::PacketCounters {}
 }
@@ -170,9 +222,65 @@ mod tests {
     #[test]
     fn shared_types_have_no_padding() {
         assert_eq!(size_of::<FlowKey>(), 20);
-        assert_eq!(size_of::<FlowValue>(), 4);
         assert_eq!(size_of::<ClassCounters>(), 24);
         assert_eq!(size_of::<PacketCounters>(), 16);
+    }
+
+    fn key(port: u16) -> FlowKey {
+        let mut addr = [0u8; 16];
+        addr[10] = 0xff;
+        addr[11] = 0xff;
+        addr[12..].copy_from_slice(&[35, 180, 1, 1]);
+        FlowKey {
+            addr,
+            src_port: port.to_be(),
+            dst_port: 443u16.to_be(),
+        }
+    }
+
+    #[test]
+    fn slot_values_round_trip_and_are_never_zero() {
+        for port in [0, 1, 40000, 65535] {
+            let slot = key(port).slot();
+            assert!(slot.index < FLOW_SLOTS);
+            for class in [0, 1, MAX_CLASSES - 1] {
+                let v = slot.value(class);
+                assert_ne!(v, 0);
+                assert_eq!(slot.class_in(v), Some(class));
+            }
+            assert_eq!(slot.class_in(0), None, "an empty slot matches no flow");
+        }
+    }
+
+    #[test]
+    fn another_flow_in_the_same_slot_does_not_match() {
+        // Find two flows that share a slot (birthday bound: ~700 tries).
+        let mut seen = [u16::MAX; FLOW_SLOTS as usize];
+        let (a, b) = (0..=u16::MAX)
+            .find_map(|p| {
+                let i = key(p).slot().index as usize;
+                let prev = core::mem::replace(&mut seen[i], p);
+                (prev != u16::MAX).then_some((prev, p))
+            })
+            .expect("a collision among 65,536 flows");
+        let (sa, sb) = (key(a).slot(), key(b).slot());
+        assert_eq!(sa.index, sb.index);
+        assert_eq!(sa.class_in(sb.value(7)), None);
+    }
+
+    #[test]
+    fn slots_spread_like_a_random_function() {
+        // 65,536 client ports from one address: a random function into
+        // 2^18 slots fills 2^18 * (1 - e^(-1/4)) = 57,991 of them.
+        let mut used = [false; FLOW_SLOTS as usize];
+        for p in 0..=u16::MAX {
+            used[key(p).slot().index as usize] = true;
+        }
+        let filled = used.iter().filter(|u| **u).count() as f64;
+        assert!(
+            (filled / 57_991.0 - 1.0).abs() < 0.01,
+            "{filled} slots filled"
+        );
     }
 
     #[test]

@@ -3,11 +3,11 @@
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key},
+    maps::{Array, LpmTrie, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
 use steer_ebpf::{
-    CLASS_UNKNOWN, ClassCounters, FlowKey, FlowValue, MAX_CLASSES, MAX_FLOWS, MAX_PREFIXES,
+    BPF_F_MMAPABLE, CLASS_UNKNOWN, ClassCounters, FLOW_SLOTS, FlowKey, MAX_CLASSES, MAX_PREFIXES,
     Outcome, PORT_SLOTS, PacketCounters, Policy,
 };
 
@@ -25,9 +25,10 @@ static LPM_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 
 #[map(name = "STEER_SERVICE_PORTS")]
 static SERVICE_PORTS: Array<u8> = Array::with_max_entries(PORT_SLOTS, 0);
 
-/// Class recorded per flow on its SYN; read by userspace after accept.
-#[map(name = "STEER_FLOWS")]
-static FLOWS: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
+/// Class recorded per flow on its SYN, direct-mapped (see `FlowSlot`);
+/// userspace reads it through a shared mapping after accept.
+#[map(name = "STEER_FLOW_SLOTS")]
+static FLOW_SLOT_ARRAY: Array<u64> = Array::with_max_entries(FLOW_SLOTS, BPF_F_MMAPABLE);
 
 #[map(name = "STEER_CLASS_COUNTERS")]
 static CLASS_COUNTERS: PerCpuArray<ClassCounters> = PerCpuArray::with_max_entries(MAX_CLASSES, 0);
@@ -101,8 +102,11 @@ fn on_syn(ctx: &XdpContext, syn: &Syn, len: u64) -> Result<(Outcome, u32), Outco
         src_port: syn.src_port,
         dst_port: syn.dst_port,
     };
-    // An LRU map evicts instead of failing when full, so an error here means
-    // nothing worse than userspace reading "unknown" for this flow.
-    let _ = FLOWS.insert(&key, &FlowValue { class }, 0);
+    let slot = key.slot();
+    if let Some(p) = FLOW_SLOT_ARRAY.get_ptr_mut(slot.index) {
+        // SAFETY: an in-bounds array slot. One aligned 8-byte store, so a
+        // concurrent reader sees the old or the new value, never a mix.
+        unsafe { core::ptr::write_volatile(p, slot.value(class)) };
+    }
     Ok((Outcome::Classified, xdp_action::XDP_PASS))
 }

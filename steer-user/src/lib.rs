@@ -8,12 +8,15 @@
 pub mod classifier;
 mod error;
 pub mod feeds;
+mod flow_slots;
 mod map_batch;
 pub mod table;
 pub mod xdp;
 
 pub use classifier::Classifier;
 pub use error::{Error, FeedError};
-pub use steer_ebpf::{CLASS_UNKNOWN, ClassCounters, MAX_CLASSES, Outcome, PacketCounters, Policy};
+pub use steer_ebpf::{
+    CLASS_UNKNOWN, ClassCounters, FlowKey, MAX_CLASSES, Outcome, PacketCounters, Policy,
+};
 pub use table::{Class, RangeTable};
-pub use xdp::{AttachMode, Steer};
+pub use xdp::{AttachMode, Steer, flow_key};

@@ -17,14 +17,17 @@ use std::{
 
 use aya::{
     Ebpf, include_bytes_aligned,
-    maps::{Array, HashMap, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key},
+    maps::{Array, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key},
     programs::{TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
 };
 use ipnet::{Ipv4Net, Ipv6Net};
-use steer_ebpf::{FlowKey, FlowValue, map_names, program_names};
+use steer_ebpf::{FlowKey, map_names, program_names};
 use tracing::{debug, info, warn};
 
-use crate::{ClassCounters, Error, MAX_CLASSES, Outcome, PacketCounters, Policy, RangeTable};
+use crate::{
+    ClassCounters, Error, MAX_CLASSES, Outcome, PacketCounters, Policy, RangeTable,
+    flow_slots::FlowSlots,
+};
 
 static CLASSIFIER_OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/steer-xdp"));
 static BASELINE_OBJECT: &[u8] =
@@ -95,6 +98,7 @@ pub struct TableLoad {
 /// The loaded XDP classifier and its maps.
 pub struct Steer {
     ebpf: Ebpf,
+    flows: FlowSlots,
     links: Vec<(String, XdpLinkId)>,
     service_ports: BTreeSet<u16>,
     table: Option<RangeTable>,
@@ -107,8 +111,20 @@ impl Steer {
         raise_memlock_limit();
         let mut ebpf = Ebpf::load(CLASSIFIER_OBJECT).map_err(Error::Load)?;
         load_xdp(&mut ebpf, program_names::CLASSIFIER)?;
+        let name = map_names::FLOW_SLOTS;
+        let flows = match ebpf.map(name) {
+            Some(Map::Array(data)) => {
+                FlowSlots::map(data.fd().as_fd()).map_err(|source| Error::MapSyscall {
+                    name,
+                    op: "mmap",
+                    source,
+                })?
+            }
+            _ => return Err(Error::MissingMap { name }),
+        };
         Ok(Steer {
             ebpf,
+            flows,
             links: Vec::new(),
             service_ports: BTreeSet::new(),
             table: None,
@@ -269,16 +285,11 @@ impl Steer {
     }
 
     /// The class XDP recorded for the connection from `peer` to local port
-    /// `local_port`, if its SYN was seen (the entry may have been evicted from
-    /// the LRU map on a very busy host; callers then classify in userspace).
-    pub fn flow_class(&self, peer: SocketAddr, local_port: u16) -> Result<Option<u32>, Error> {
-        let name = map_names::FLOWS;
-        let map: HashMap<&MapData, FlowKey, FlowValue> = typed_map(&self.ebpf, name)?;
-        match map.get(&flow_key(peer, local_port), 0) {
-            Ok(v) => Ok(Some(v.class)),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
-            Err(source) => Err(Error::Map { name, source }),
-        }
+    /// `local_port`. `None` when its SYN was not seen here, or a later flow
+    /// took its slot: callers then classify in userspace, with the same
+    /// table. No syscall: one load from the shared mapping.
+    pub fn flow_class(&self, peer: SocketAddr, local_port: u16) -> Option<u32> {
+        self.flows.class(&flow_key(peer, local_port))
     }
 
     /// Per-class counters summed over CPUs, for class ids `0..count`

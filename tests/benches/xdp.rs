@@ -6,17 +6,22 @@
 //! hits all of them alike; the table shows the median per case and its
 //! ratio to the baseline's median. Needs root.
 
-use std::time::Duration;
+use std::{
+    hint::black_box,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use steer_tests::{
     packet::{Frame, L4, TCP_ACK},
     real_table,
 };
-use steer_user::{Steer, xdp::Baseline};
+use steer_user::{Classifier, Steer, xdp::Baseline};
 
 const SERVICE_PORT: u16 = 443;
 const REPEAT: u32 = 200_000;
 const ROUNDS: usize = 7;
+const READS: u32 = 1_000_000;
 
 struct Case {
     name: &'static str,
@@ -122,5 +127,52 @@ fn main() -> anyhow::Result<()> {
             c.goal
         );
     }
+
+    userspace_reads(&mut steer, &table)?;
+    Ok(())
+}
+
+/// What the redirector pays per connection to learn its class: a read of
+/// the slot the program wrote, against the userspace classifier it falls
+/// back to, in the same run.
+fn userspace_reads(steer: &mut Steer, table: &steer_user::RangeTable) -> anyhow::Result<()> {
+    let peer: SocketAddr = "35.180.1.1:40000".parse()?;
+    steer.run_packet(&Frame::syn("35.180.1.1", "192.0.2.1", SERVICE_PORT).bytes())?;
+    assert!(
+        steer.flow_class(peer, SERVICE_PORT).is_some(),
+        "the SYN was recorded"
+    );
+    let classifier = Classifier::new(table);
+
+    let mut slot = Vec::new();
+    let mut trie = Vec::new();
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        for _ in 0..READS {
+            black_box(steer.flow_class(black_box(peer), SERVICE_PORT));
+        }
+        slot.push(t.elapsed() / READS);
+        let t = Instant::now();
+        for _ in 0..READS {
+            black_box(classifier.classify(black_box(peer.ip())));
+        }
+        trie.push(t.elapsed() / READS);
+    }
+    let slot_med = median(&mut slot);
+    let trie_med = median(&mut trie);
+    println!();
+    println!("Userspace, per accepted connection ({ROUNDS} rounds x {READS} reads, median):");
+    println!();
+    println!("| read | ns | x flow-slot read |");
+    println!("|---|---:|---:|");
+    println!(
+        "| flow slot (mmap, what XDP recorded) | {:.1} | 1.00 |",
+        ns(slot_med)
+    );
+    println!(
+        "| userspace classifier (fallback, prefix-trie) | {:.1} | {:.2} |",
+        ns(trie_med),
+        ns(trie_med) / ns(slot_med).max(0.1)
+    );
     Ok(())
 }

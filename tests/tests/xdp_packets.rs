@@ -453,7 +453,7 @@ fn packet_table() {
             }
         }
         if let Some((peer, port)) = r.flow {
-            let got = steer.flow_class(peer, port).expect("flow map read");
+            let got = steer.flow_class(peer, port);
             let want = match r.class {
                 Class::Is(_) if r.verdict == XDP_DROP => None,
                 Class::Is(c) => Some(c.to_owned()),
@@ -487,4 +487,40 @@ fn kernel_refuses_frames_shorter_than_ethernet() {
     // Documented kernel behaviour (bpf_prog_test_run_xdp): such frames
     // never reach the program, so the table starts at 14 bytes.
     assert!(steer.run_packet(&[0u8; 13]).is_err());
+}
+
+#[test]
+fn flow_slot_taken_by_a_later_flow_reads_none() {
+    let Some(mut steer) = load_or_skip("flow_slot_taken_by_a_later_flow_reads_none") else {
+        return;
+    };
+    let table = table();
+    steer.load_table(&table).expect("load table");
+    steer
+        .set_service_ports(&[SERVICE_PORT])
+        .expect("service ports");
+
+    // Two client ports of one address whose flows share a slot.
+    let peer = |port: u16| SocketAddr::new(AWS4.parse().unwrap(), port);
+    let slot = |port: u16| steer_user::flow_key(peer(port), SERVICE_PORT).slot().index;
+    let mut first_at = std::collections::HashMap::new();
+    let (a, b) = (1024..=u16::MAX)
+        .find_map(|p| first_at.insert(slot(p), p).map(|prev| (prev, p)))
+        .expect("two flows sharing a slot");
+
+    let syn = |port: u16| Frame::tcp(AWS4, port, SERVER4, SERVICE_PORT, packet::TCP_SYN).bytes();
+    let eu = table.class_id("aws", "eu-west-3");
+    assert_eq!(steer.run_packet(&syn(a)).unwrap(), XDP_PASS);
+    assert_eq!(steer.flow_class(peer(a), SERVICE_PORT), eu);
+    assert_eq!(steer.run_packet(&syn(b)).unwrap(), XDP_PASS);
+    assert_eq!(
+        steer.flow_class(peer(b), SERVICE_PORT),
+        eu,
+        "the later flow owns the slot"
+    );
+    assert_eq!(
+        steer.flow_class(peer(a), SERVICE_PORT),
+        None,
+        "the earlier flow must read None (and fall back), never another flow's class"
+    );
 }
