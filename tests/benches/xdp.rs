@@ -13,6 +13,7 @@ use std::{
 };
 
 use steer_tests::{
+    addrs::{AWS4, AWS6, SERVER4, SERVER6, UNLISTED4},
     packet::{Frame, L4, TCP_ACK},
     real_table,
 };
@@ -31,9 +32,7 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let aws = "35.180.1.1";
-    let unlisted = "198.51.100.7";
-    let server = "192.0.2.1";
+    let (aws, unlisted, server) = (AWS4, UNLISTED4, SERVER4);
     vec![
         Case {
             name: "non-TCP (UDP)",
@@ -62,7 +61,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "SYN from listed address (IPv6)",
-            packet: Frame::syn("2a05:d012::1", "2001:db8::1", SERVICE_PORT).bytes(),
+            packet: Frame::syn(AWS6, SERVER6, SERVICE_PORT).bytes(),
             goal: 8.0,
         },
     ]
@@ -136,8 +135,8 @@ fn main() -> anyhow::Result<()> {
 /// the slot the program wrote, against the userspace classifier it falls
 /// back to, in the same run.
 fn userspace_reads(steer: &mut Steer, table: &steer_user::RangeTable) -> anyhow::Result<()> {
-    let peer: SocketAddr = "35.180.1.1:40000".parse()?;
-    steer.run_packet(&Frame::syn("35.180.1.1", "192.0.2.1", SERVICE_PORT).bytes())?;
+    let peer = SocketAddr::new(AWS4.parse()?, 40000);
+    steer.run_packet(&Frame::syn(AWS4, SERVER4, SERVICE_PORT).bytes())?;
     assert!(
         steer.flow_class(peer, SERVICE_PORT).is_some(),
         "the SYN was recorded"

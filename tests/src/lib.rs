@@ -1,6 +1,7 @@
 //! Support for steer's kernel and network-namespace tests: crafted packets,
 //! namespace guards, and the rule for when a kernel test may skip.
 
+pub mod addrs;
 pub mod netns;
 pub mod packet;
 

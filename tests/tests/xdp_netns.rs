@@ -13,6 +13,7 @@ use std::{
 
 use socket2::{Domain, Socket, Type};
 use steer_tests::{
+    addrs::{AWS_CLASS, AWS4, AWS6, GCP_CLASS, GCP4, SERVER4, SERVER6, UNLISTED4, UNLISTED6},
     load_or_skip,
     netns::{Netns, veth},
     real_table,
@@ -20,22 +21,12 @@ use steer_tests::{
 use steer_user::{AttachMode, RangeTable};
 
 const PORT: u16 = 5000;
-const SERVER4: &str = "192.0.2.1";
-const SERVER6: &str = "2001:db8::1";
-/// In AWS eu-west-3 (35.180.0.0/16, 2a05:d012::/36 in the real feed).
-const AWS4: &str = "35.180.1.1";
-const AWS6: &str = "2a05:d012::1";
-/// In GCP africa-south1 (34.35.0.0/16).
-const GCP4: &str = "34.35.1.1";
-/// In no feed (documentation ranges).
-const UNLISTED4: &str = "198.51.100.7";
-const UNLISTED6: &str = "2001:db8::10";
 
 /// (client source address, expected class) for every connection made.
 const CASES: [(&str, &str); 5] = [
-    (AWS4, "aws/eu-west-3"),
-    (AWS6, "aws/eu-west-3"),
-    (GCP4, "gcp/africa-south1"),
+    (AWS4, AWS_CLASS),
+    (AWS6, AWS_CLASS),
+    (GCP4, GCP_CLASS),
     (UNLISTED4, "unknown"),
     (UNLISTED6, "unknown"),
 ];

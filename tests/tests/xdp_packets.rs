@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 
 use steer_tests::{
+    addrs::{AWS_CLASS, AWS4, AWS6, GCP_CLASS, GCP4, SERVER4, SERVER6, UNLISTED4, UNLISTED6},
     load_or_skip,
     packet::{self, Frame, L4},
     real_feeds,
@@ -20,16 +21,6 @@ const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const SERVICE_PORT: u16 = 5000;
 const OTHER_PORT: u16 = 22;
-const SERVER4: &str = "192.0.2.1";
-const SERVER6: &str = "2001:db8::1";
-/// In AWS eu-west-3 (35.180.0.0/16 and 2a05:d012::/36 in the real feed).
-const AWS4: &str = "35.180.1.1";
-const AWS6: &str = "2a05:d012::1";
-/// In GCP africa-south1 (34.35.0.0/16).
-const GCP4: &str = "34.35.1.1";
-/// In no feed (documentation ranges).
-const UNLISTED4: &str = "198.51.100.7";
-const UNLISTED6: &str = "2001:db8::10";
 /// In a test-only class whose policy is drop.
 const BLOCKED4: &str = "198.18.0.1";
 
@@ -85,15 +76,22 @@ fn passed(name: &str, frame: Frame, outcome: Outcome) -> Row {
 fn rows() -> Vec<Row> {
     use Outcome::*;
     use packet::*;
-    let eu = "aws/eu-west-3";
+    let eu = AWS_CLASS;
     let syn4 = || Frame::syn(AWS4, SERVER4, SERVICE_PORT);
     let syn6 = || Frame::syn(AWS6, SERVER6, SERVICE_PORT);
+    let four_ext = || {
+        syn6()
+            .ipv6_ext(IPV6_HOPOPTS, 8)
+            .ipv6_ext(IPV6_DSTOPTS, 8)
+            .ipv6_ext(IPV6_ROUTING, 8)
+            .ipv6_ext(IPV6_DSTOPTS, 8)
+    };
     let mut rows = vec![
         classified("ipv4 SYN from AWS eu-west-3", syn4(), eu),
         classified(
             "ipv4 SYN from GCP",
             Frame::syn(GCP4, SERVER4, SERVICE_PORT),
-            "gcp/africa-south1",
+            GCP_CLASS,
         ),
         classified(
             "ipv4 SYN from an unlisted address",
@@ -168,23 +166,10 @@ fn rows() -> Vec<Row> {
             syn6().ipv6_ext(IPV6_FRAGMENT, 185 << 3),
             Fragment,
         ),
-        classified(
-            "ipv6 four extension headers (the limit)",
-            syn6()
-                .ipv6_ext(IPV6_HOPOPTS, 8)
-                .ipv6_ext(IPV6_DSTOPTS, 8)
-                .ipv6_ext(IPV6_ROUTING, 8)
-                .ipv6_ext(IPV6_DSTOPTS, 8),
-            eu,
-        ),
+        classified("ipv6 four extension headers (the limit)", four_ext(), eu),
         passed(
             "ipv6 five extension headers",
-            syn6()
-                .ipv6_ext(IPV6_HOPOPTS, 8)
-                .ipv6_ext(IPV6_DSTOPTS, 8)
-                .ipv6_ext(IPV6_ROUTING, 8)
-                .ipv6_ext(IPV6_DSTOPTS, 8)
-                .ipv6_ext(IPV6_DSTOPTS, 8),
+            four_ext().ipv6_ext(IPV6_DSTOPTS, 8),
             Unfollowed,
         ),
         passed(
@@ -510,6 +495,7 @@ fn flow_slot_taken_by_a_later_flow_reads_none() {
 
     let syn = |port: u16| Frame::tcp(AWS4, port, SERVER4, SERVICE_PORT, packet::TCP_SYN).bytes();
     let eu = table.class_id("aws", "eu-west-3");
+    assert_eq!(AWS_CLASS, "aws/eu-west-3");
     assert_eq!(steer.run_packet(&syn(a)).unwrap(), XDP_PASS);
     assert_eq!(steer.flow_class(peer(a), SERVICE_PORT), eu);
     assert_eq!(steer.run_packet(&syn(b)).unwrap(), XDP_PASS);

@@ -52,14 +52,7 @@ pub fn parse(json: &str) -> Result<Feed, FeedError> {
         };
         entries.push(place.entry(PROVIDER, &p.ipv6_prefix, &p.region, &p.service)?);
     }
-    if entries.is_empty() {
-        return Err(FeedError::Empty { feed: FEED });
-    }
-    Ok(Feed {
-        name: FEED,
-        created: doc.create_date,
-        entries,
-    })
+    Feed::new(FEED, doc.create_date, entries)
 }
 
 #[cfg(test)]

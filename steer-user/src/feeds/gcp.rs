@@ -46,14 +46,7 @@ pub fn parse(json: &str) -> Result<Feed, FeedError> {
         };
         entries.push(place.entry(PROVIDER, net, &e.scope, &e.service)?);
     }
-    if entries.is_empty() {
-        return Err(FeedError::Empty { feed: FEED });
-    }
-    Ok(Feed {
-        name: FEED,
-        created: doc.creation_time,
-        entries,
-    })
+    Feed::new(FEED, doc.creation_time, entries)
 }
 
 #[cfg(test)]

@@ -36,6 +36,24 @@ pub struct Feed {
     pub entries: Vec<FeedEntry>,
 }
 
+impl Feed {
+    /// A parsed feed; refused when it has no prefix at all.
+    fn new(
+        name: &'static str,
+        created: String,
+        entries: Vec<FeedEntry>,
+    ) -> Result<Feed, FeedError> {
+        if entries.is_empty() {
+            return Err(FeedError::Empty { feed: name });
+        }
+        Ok(Feed {
+            name,
+            created,
+            entries,
+        })
+    }
+}
+
 /// Reads and parses the AWS `ip-ranges.json` at `path`.
 pub fn read_aws(path: &Path) -> Result<Feed, FeedError> {
     parse_aws(&read(aws::FEED, path)?)
