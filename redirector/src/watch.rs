@@ -41,7 +41,13 @@ pub fn run(args: Args) -> Result<()> {
         .context("setting service ports")?;
     steer
         .attach(&args.iface, args.mode)
-        .with_context(|| format!("attaching to {}", args.iface))?;
+        .with_context(|| match args.mode {
+            AttachMode::Native => format!(
+                "{} may have no native XDP support (lo never has): try --mode auto or generic",
+                args.iface
+            ),
+            _ => format!("attaching to {}", args.iface),
+        })?;
     println!(
         "steer: XDP on {} ({} mode), {} IPv4 + {} IPv6 prefixes in {} classes, service ports {:?}. Ctrl-C to stop.",
         args.iface,

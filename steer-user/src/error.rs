@@ -1,17 +1,20 @@
 use std::path::PathBuf;
 
 /// Errors of the kernel side: loading, attaching, maps.
+///
+/// Messages say what was being done; the cause is the error's `source()`
+/// (print the chain, e.g. with anyhow's `{:#}`), never repeated in the text.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("loading the XDP object: {0}")]
+    #[error("loading the XDP object")]
     Load(#[source] aya::EbpfError),
-    #[error("XDP program `{name}`: {source}")]
+    #[error("XDP program `{name}`")]
     Program {
         name: &'static str,
         #[source]
         source: aya::programs::ProgramError,
     },
-    #[error("attaching XDP to interface `{iface}` in {mode} mode: {source}")]
+    #[error("attaching XDP to interface `{iface}` in {mode} mode")]
     Attach {
         iface: String,
         mode: &'static str,
@@ -20,13 +23,13 @@ pub enum Error {
     },
     #[error("map `{name}` is missing from the XDP object or has the wrong type")]
     MissingMap { name: &'static str },
-    #[error("map `{name}`: {source}")]
+    #[error("map `{name}`")]
     Map {
         name: &'static str,
         #[source]
         source: aya::maps::MapError,
     },
-    #[error("map `{name}`: {op}: {source}")]
+    #[error("map `{name}`: {op}")]
     MapSyscall {
         name: &'static str,
         op: &'static str,
@@ -35,7 +38,7 @@ pub enum Error {
     },
     #[error("the table has {classes} classes; the kernel maps hold at most {max}")]
     TooManyClasses { classes: usize, max: u32 },
-    #[error("BPF_PROG_TEST_RUN: {0}")]
+    #[error("BPF_PROG_TEST_RUN")]
     TestRun(#[source] aya::programs::ProgramError),
 }
 
@@ -43,14 +46,14 @@ pub enum Error {
 /// one, the entry.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
-    #[error("{feed}: reading {path}: {source}", path = path.display())]
+    #[error("{feed}: reading {path}", path = path.display())]
     Read {
         feed: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{feed}: not valid JSON of the expected shape: {source}")]
+    #[error("{feed}: not valid JSON of the expected shape")]
     Json {
         feed: &'static str,
         #[source]

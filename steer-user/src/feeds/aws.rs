@@ -97,7 +97,9 @@ mod tests {
     #[test]
     fn missing_ipv6_list_is_an_error_not_an_empty_list() {
         let err = parse(r#"{"createDate":"x","prefixes":[]}"#).unwrap_err();
-        assert!(err.to_string().contains("ipv6_prefixes"), "{err}");
+        assert!(matches!(err, FeedError::Json { .. }), "{err}");
+        let cause = std::error::Error::source(&err).expect("the JSON error").to_string();
+        assert!(cause.contains("ipv6_prefixes"), "{cause}");
     }
 
     #[test]
