@@ -98,7 +98,9 @@ mod tests {
     fn missing_ipv6_list_is_an_error_not_an_empty_list() {
         let err = parse(r#"{"createDate":"x","prefixes":[]}"#).unwrap_err();
         assert!(matches!(err, FeedError::Json { .. }), "{err}");
-        let cause = std::error::Error::source(&err).expect("the JSON error").to_string();
+        let cause = std::error::Error::source(&err)
+            .expect("the JSON error")
+            .to_string();
         assert!(cause.contains("ipv6_prefixes"), "{cause}");
     }
 
