@@ -213,24 +213,18 @@ impl Steer {
         let batched_v4 = self.write_lpm(map_names::LPM_V4, &v4_keys, &v4_vals)?;
         let batched_v6 = self.write_lpm(map_names::LPM_V6, &v6_keys, &v6_vals)?;
 
-        let mut removed = 0;
-        if let Some(old) = self.table.take() {
-            let stale_v4: Vec<_> = old
-                .v4()
-                .iter()
-                .filter(|(n, _)| table.v4().binary_search_by(|(m, _)| m.cmp(n)).is_err())
-                .map(|(n, _)| v4_key(n))
-                .collect();
-            let stale_v6: Vec<_> = old
-                .v6()
-                .iter()
-                .filter(|(n, _)| table.v6().binary_search_by(|(m, _)| m.cmp(n)).is_err())
-                .map(|(n, _)| v6_key(n))
-                .collect();
-            removed = stale_v4.len() + stale_v6.len();
-            remove_lpm(&mut self.ebpf, map_names::LPM_V4, &stale_v4)?;
-            remove_lpm(&mut self.ebpf, map_names::LPM_V6, &stale_v6)?;
-        }
+        // The shadow copy changes only after every kernel write succeeded,
+        // so it never claims less than the maps hold.
+        let (stale_v4, stale_v6) = match &self.table {
+            Some(old) => (
+                stale(old.v4(), table.v4(), v4_key),
+                stale(old.v6(), table.v6(), v6_key),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        remove_lpm(&mut self.ebpf, map_names::LPM_V4, &stale_v4)?;
+        remove_lpm(&mut self.ebpf, map_names::LPM_V6, &stale_v6)?;
+        let removed = stale_v4.len() + stale_v6.len();
         self.table = Some(table.clone());
         let load = TableLoad {
             v4: v4_keys.len(),
@@ -435,6 +429,14 @@ fn remove_lpm<K: aya::Pod>(
         }
     }
     Ok(())
+}
+
+/// Keys of `old` prefixes that `new` (sorted) no longer has.
+fn stale<N: Ord, K>(old: &[(N, u32)], new: &[(N, u32)], key: fn(&N) -> K) -> Vec<K> {
+    old.iter()
+        .filter(|(n, _)| new.binary_search_by(|(m, _)| m.cmp(n)).is_err())
+        .map(|(n, _)| key(n))
+        .collect()
 }
 
 fn v4_key(net: &Ipv4Net) -> Key<[u8; 4]> {
