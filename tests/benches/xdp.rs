@@ -13,7 +13,7 @@ use std::{
 };
 
 use steer_tests::{
-    addrs::{AWS4, AWS6, SERVER4, SERVER6, UNLISTED4},
+    addrs::{AWS4, AWS6, SERVER4, SERVER6, UNLISTED4, UNLISTED6},
     packet::{Frame, L4, TCP_ACK},
     real_table,
 };
@@ -50,6 +50,11 @@ fn cases() -> Vec<Case> {
             goal: 2.0,
         },
         Case {
+            name: "SYN to another port",
+            packet: Frame::syn(aws, server, 22).bytes(),
+            goal: 8.0,
+        },
+        Case {
             name: "SYN from listed address (IPv4)",
             packet: Frame::syn(aws, server, SERVICE_PORT).bytes(),
             goal: 8.0,
@@ -62,6 +67,11 @@ fn cases() -> Vec<Case> {
         Case {
             name: "SYN from listed address (IPv6)",
             packet: Frame::syn(AWS6, SERVER6, SERVICE_PORT).bytes(),
+            goal: 8.0,
+        },
+        Case {
+            name: "SYN from unlisted address (IPv6)",
+            packet: Frame::syn(UNLISTED6, SERVER6, SERVICE_PORT).bytes(),
             goal: 8.0,
         },
     ]
@@ -84,7 +94,8 @@ fn main() -> anyhow::Result<()> {
     steer.set_service_ports(&[SERVICE_PORT])?;
     let mut baseline = Baseline::load()?;
     let cases = cases();
-    let baseline_packet = &cases[2].packet;
+    // Same frame size as the IPv4 SYN cases.
+    let baseline_packet = &cases[3].packet;
 
     let mut base_times = Vec::new();
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); cases.len()];
