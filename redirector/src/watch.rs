@@ -2,12 +2,13 @@
 //! counters. What `cargo xtask run` starts on `lo`.
 
 use std::{
+    collections::BTreeMap,
     fmt::Write as _,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
-use steer_user::{AttachMode, ClassCounters, Outcome, RangeTable, Steer};
+use steer_user::{AttachMode, Class, ClassCounters, Outcome, Steer};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{RangeArgs, parse_mode};
@@ -31,10 +32,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let table = args.ranges.load()?;
+    let table = std::sync::Arc::new(args.ranges.load()?);
     let mut steer = Steer::load().context("loading the XDP classifier (needs root or CAP_BPF)")?;
     steer
-        .load_table(&table)
+        .load_table(table.clone())
         .context("loading ranges into the XDP maps")?;
     steer
         .set_service_ports(&args.ports)
@@ -66,13 +67,13 @@ pub fn run(args: Args) -> Result<()> {
     runtime.block_on(async {
         let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
         let mut ticker = tokio::time::interval(interval);
-        let mut last = Snapshot::read(&steer, &table)?;
+        let mut last = Snapshot::read(&steer)?;
         ticker.tick().await;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    let now = Snapshot::read(&steer, &table)?;
-                    print!("{}", now.report(&last, &table));
+                    let now = Snapshot::read(&steer)?;
+                    print!("{}", now.report(&last));
                     last = now;
                 }
                 _ = tokio::signal::ctrl_c() => break,
@@ -88,21 +89,21 @@ pub fn run(args: Args) -> Result<()> {
 
 struct Snapshot {
     at: Instant,
-    classes: Vec<ClassCounters>,
+    classes: BTreeMap<Class, ClassCounters>,
     outcomes: Vec<(Outcome, steer_user::PacketCounters)>,
 }
 
 impl Snapshot {
-    fn read(steer: &Steer, table: &RangeTable) -> Result<Snapshot> {
+    fn read(steer: &Steer) -> Result<Snapshot> {
         Ok(Snapshot {
             at: Instant::now(),
-            classes: steer.class_counters(table.class_count() as u32 + 1)?,
+            classes: steer.class_counters()?,
             outcomes: steer.outcome_counters()?,
         })
     }
 
     /// Classes that saw SYNs (total, rate since `last`), then packets per outcome.
-    fn report(&self, last: &Snapshot, table: &RangeTable) -> String {
+    fn report(&self, last: &Snapshot) -> String {
         let secs = self.at.duration_since(last.at).as_secs_f64().max(1e-9);
         let mut out = String::new();
         let _ = writeln!(
@@ -110,14 +111,13 @@ impl Snapshot {
             "{:<28} {:>10} {:>9} {:>9}",
             "class", "SYNs", "SYN/s", "dropped"
         );
-        for (id, (now, before)) in self.classes.iter().zip(&last.classes).enumerate() {
+        for (class, now) in &self.classes {
             if now.syns == 0 {
                 continue;
             }
-            let name = table
-                .class(id as u32)
-                .map_or_else(|| "unknown".to_owned(), |c| c.to_string());
-            let rate = (now.syns - before.syns) as f64 / secs;
+            let before = last.classes.get(class).map_or(0, |c| c.syns);
+            let name = class.to_string();
+            let rate = (now.syns - before) as f64 / secs;
             let _ = writeln!(
                 out,
                 "{name:<28} {:>10} {rate:>9.1} {:>9}",

@@ -8,10 +8,20 @@
 /// Class id of a source address no prefix covers.
 pub const CLASS_UNKNOWN: u32 = 0;
 
-/// Number of class slots in the counter and policy arrays. Class ids at or
-/// above this are ignored by the counters and the policy (never written by
-/// steer-user, which refuses tables with more classes).
+/// Class slots per generation in the counter, policy and class-name arrays.
+/// The program reads class ids at or above this as unknown (steer-user never
+/// writes them: it refuses tables with more classes).
 pub const MAX_CLASSES: u32 = 4096;
+
+/// Map generations. Each generation has its own LPM tries and its own slice
+/// of the policy, counter and class-name arrays; a table reload fills the
+/// inactive generation and then switches with one write to the active
+/// generation number, so no lookup ever sees a half-written table and a
+/// class id always means what its own generation's table says.
+pub const GENERATIONS: u32 = 2;
+
+/// Bytes per entry of the class-name array: `provider\0region\0`, zero padded.
+pub const CLASS_NAME_LEN: usize = 64;
 
 /// Capacity of each LPM trie. The tries are not preallocated, so this only
 /// bounds growth; the real AWS+GCP table needs about 12,000 entries.
@@ -29,8 +39,15 @@ pub const PORT_SLOTS: u32 = 1 << 16;
 
 /// Map names as they appear in the object file.
 pub mod map_names {
-    pub const LPM_V4: &str = "STEER_LPM_V4";
-    pub const LPM_V6: &str = "STEER_LPM_V6";
+    /// The active generation number (one u32); its low bit picks the tries.
+    pub const ACTIVE: &str = "STEER_ACTIVE";
+    /// IPv4 tries of generations 0 and 1.
+    pub const LPM_V4: [&str; 2] = ["STEER_LPM_V4_0", "STEER_LPM_V4_1"];
+    /// IPv6 tries of generations 0 and 1.
+    pub const LPM_V6: [&str; 2] = ["STEER_LPM_V6_0", "STEER_LPM_V6_1"];
+    /// What each generation's class ids mean, for tools that read the live
+    /// maps (`redirector explain --kernel`); the program never reads it.
+    pub const CLASS_NAMES: &str = "STEER_CLASS_NAMES";
     pub const SERVICE_PORTS: &str = "STEER_SERVICE_PORTS";
     pub const FLOW_SLOTS: &str = "STEER_FLOW_SLOTS";
     pub const CLASS_COUNTERS: &str = "STEER_CLASS_COUNTERS";
@@ -60,9 +77,10 @@ pub struct FlowKey {
 
 /// Where a flow's class lives in the flow-slot array.
 ///
-/// The array is direct-mapped: each slot is one u64 holding a tag (47 bits
-/// of the flow's hash, top bit set so a written slot is never zero) and the
-/// class in the low 16 bits. The program writes it with one 8-byte store,
+/// The array is direct-mapped: each slot is one u64 holding a tag (39 bits
+/// of the flow's hash, top bit set so a written slot is never zero), the low
+/// 8 bits of the generation whose table gave the class (bits 16..24), and
+/// the class in the low 16 bits. The program writes it with one 8-byte store,
 /// userspace reads it with one atomic load, so a read never sees half a
 /// write. Two flows that share a slot overwrite each other; the loser's tag
 /// no longer matches and its reader classifies in userspace instead, with
@@ -73,19 +91,35 @@ pub struct FlowSlot {
     pub tag: u64,
 }
 
+/// What a flow slot says about its flow: the class, and the low byte of the
+/// generation whose table the class id belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotClass {
+    pub epoch: u8,
+    pub class: u32,
+}
+
 impl FlowSlot {
     const CLASS_BITS: u64 = 0xffff;
+    const EPOCH_SHIFT: u32 = 16;
+    const PAYLOAD_BITS: u64 = 0xff_ffff;
 
-    /// The slot value that records `class` for this flow.
+    /// The slot value that records `class` of generation `generation` for
+    /// this flow.
     #[inline(always)]
-    pub fn value(self, class: u32) -> u64 {
-        self.tag | (class as u64 & Self::CLASS_BITS)
+    pub fn value(self, class: u32, generation: u32) -> u64 {
+        self.tag
+            | (((generation & 0xff) as u64) << Self::EPOCH_SHIFT)
+            | (class as u64 & Self::CLASS_BITS)
     }
 
-    /// The class a slot value holds, if it was written for this flow.
+    /// What a slot value holds, if it was written for this flow.
     #[inline(always)]
-    pub fn class_in(self, value: u64) -> Option<u32> {
-        (value & !Self::CLASS_BITS == self.tag).then_some((value & Self::CLASS_BITS) as u32)
+    pub fn read(self, value: u64) -> Option<SlotClass> {
+        (value & !Self::PAYLOAD_BITS == self.tag).then_some(SlotClass {
+            epoch: (value >> Self::EPOCH_SHIFT) as u8,
+            class: (value & Self::CLASS_BITS) as u32,
+        })
     }
 }
 
@@ -109,7 +143,7 @@ impl FlowKey {
         h ^= h >> 33;
         FlowSlot {
             index: (h as u32) & (FLOW_SLOTS - 1),
-            tag: (h & !FlowSlot::CLASS_BITS) | (1 << 63),
+            tag: (h & !FlowSlot::PAYLOAD_BITS) | (1 << 63),
         }
     }
 }
@@ -244,11 +278,14 @@ mod tests {
             let slot = key(port).slot();
             assert!(slot.index < FLOW_SLOTS);
             for class in [0, 1, MAX_CLASSES - 1] {
-                let v = slot.value(class);
-                assert_ne!(v, 0);
-                assert_eq!(slot.class_in(v), Some(class));
+                for generation in [0, 1, 255, 256, u32::MAX] {
+                    let v = slot.value(class, generation);
+                    assert_ne!(v, 0);
+                    let epoch = generation as u8;
+                    assert_eq!(slot.read(v), Some(SlotClass { epoch, class }));
+                }
             }
-            assert_eq!(slot.class_in(0), None, "an empty slot matches no flow");
+            assert_eq!(slot.read(0), None, "an empty slot matches no flow");
         }
     }
 
@@ -265,7 +302,7 @@ mod tests {
             .expect("a collision among 65,536 flows");
         let (sa, sb) = (key(a).slot(), key(b).slot());
         assert_eq!(sa.index, sb.index);
-        assert_eq!(sa.class_in(sb.value(7)), None);
+        assert_eq!(sa.read(sb.value(7, 1)), None);
     }
 
     #[test]

@@ -7,19 +7,37 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use steer_ebpf::{
-    BPF_F_MMAPABLE, CLASS_UNKNOWN, ClassCounters, FLOW_SLOTS, FlowKey, MAX_CLASSES, MAX_PREFIXES,
-    Outcome, PORT_SLOTS, PacketCounters, Policy,
+    BPF_F_MMAPABLE, CLASS_NAME_LEN, CLASS_UNKNOWN, ClassCounters, FLOW_SLOTS, FlowKey, GENERATIONS,
+    MAX_CLASSES, MAX_PREFIXES, Outcome, PORT_SLOTS, PacketCounters, Policy,
 };
 
 use crate::packet::{Source, Syn, ipv4_source, ipv6_source, parse_syn};
 
-/// IPv4 source prefixes (network order) to class id.
-#[map(name = "STEER_LPM_V4")]
-static LPM_V4: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+/// The active generation number; its low bit picks the tries below, its
+/// low byte goes into flow slots. Userspace fills the other generation,
+/// then writes this.
+#[map(name = "STEER_ACTIVE")]
+static ACTIVE: Array<u32> = Array::with_max_entries(1, 0);
 
-/// IPv6 source prefixes (network order) to class id.
-#[map(name = "STEER_LPM_V6")]
-static LPM_V6: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+/// IPv4 source prefixes (network order) to class id, generation 0.
+#[map(name = "STEER_LPM_V4_0")]
+static LPM_V4_0: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+/// IPv4, generation 1.
+#[map(name = "STEER_LPM_V4_1")]
+static LPM_V4_1: LpmTrie<[u8; 4], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+
+/// IPv6 source prefixes (network order) to class id, generation 0.
+#[map(name = "STEER_LPM_V6_0")]
+static LPM_V6_0: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+/// IPv6, generation 1.
+#[map(name = "STEER_LPM_V6_1")]
+static LPM_V6_1: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MAX_PREFIXES, 0);
+
+/// `provider\0region\0` per (generation, class), for tools reading the
+/// live maps. Written by userspace with each table; never read here.
+#[map(name = "STEER_CLASS_NAMES")]
+static CLASS_NAMES: Array<[u8; CLASS_NAME_LEN]> =
+    Array::with_max_entries(MAX_CLASSES * GENERATIONS, 0);
 
 /// Indexed by destination port in host order; non-zero marks a service port.
 #[map(name = "STEER_SERVICE_PORTS")]
@@ -30,16 +48,19 @@ static SERVICE_PORTS: Array<u8> = Array::with_max_entries(PORT_SLOTS, 0);
 #[map(name = "STEER_FLOW_SLOTS")]
 static FLOW_SLOT_ARRAY: Array<u64> = Array::with_max_entries(FLOW_SLOTS, BPF_F_MMAPABLE);
 
+/// Indexed by generation * MAX_CLASSES + class.
 #[map(name = "STEER_CLASS_COUNTERS")]
-static CLASS_COUNTERS: PerCpuArray<ClassCounters> = PerCpuArray::with_max_entries(MAX_CLASSES, 0);
+static CLASS_COUNTERS: PerCpuArray<ClassCounters> =
+    PerCpuArray::with_max_entries(MAX_CLASSES * GENERATIONS, 0);
 
 #[map(name = "STEER_OUTCOME_COUNTERS")]
 static OUTCOME_COUNTERS: PerCpuArray<PacketCounters> =
     PerCpuArray::with_max_entries(Outcome::COUNT, 0);
 
-/// Per-class [`Policy`] as u32; zero (pass) unless userspace sets it.
+/// Per-class [`Policy`] as u32, indexed like the counters; zero (pass)
+/// unless userspace sets it.
 #[map(name = "STEER_POLICY")]
-static POLICY: Array<u32> = Array::with_max_entries(MAX_CLASSES, 0);
+static POLICY: Array<u32> = Array::with_max_entries(MAX_CLASSES * GENERATIONS, 0);
 
 #[xdp]
 pub fn steer(ctx: XdpContext) -> u32 {
@@ -65,6 +86,11 @@ fn on_syn(ctx: &XdpContext, syn: &Syn, len: u64) -> Result<(Outcome, u32), Outco
         _ => return Err(Outcome::OtherPort),
     }
 
+    // The generation is read once, so the lookup, policy, counters and flow
+    // slot of this SYN all belong to one table.
+    let generation = ACTIVE.get(0).copied().unwrap_or(0);
+    let second = generation & 1 != 0;
+
     // One LPM lookup; IPv4 goes into the flow key IPv4-mapped.
     let (addr, found) = match syn.source {
         Source::V4 { l3 } => {
@@ -73,17 +99,33 @@ fn on_syn(ctx: &XdpContext, syn: &Syn, len: u64) -> Result<(Outcome, u32), Outco
             addr[10] = 0xff;
             addr[11] = 0xff;
             addr[12..].copy_from_slice(&v4);
-            (addr, LPM_V4.get(Key::new(32, v4)))
+            let key = Key::new(32, v4);
+            let found = if second {
+                LPM_V4_1.get(key)
+            } else {
+                LPM_V4_0.get(key)
+            };
+            (addr, found)
         }
         Source::V6 { l3 } => {
             let addr = ipv6_source(ctx, l3)?;
-            (addr, LPM_V6.get(Key::new(128, addr)))
+            let key = Key::new(128, addr);
+            let found = if second {
+                LPM_V6_1.get(key)
+            } else {
+                LPM_V6_0.get(key)
+            };
+            (addr, found)
         }
     };
-    let class = found.copied().unwrap_or(CLASS_UNKNOWN);
+    let class = match found {
+        Some(&c) if c < MAX_CLASSES => c,
+        _ => CLASS_UNKNOWN,
+    };
+    let index = (generation & 1) * MAX_CLASSES + class;
 
-    let drop = matches!(POLICY.get(class), Some(&p) if p == Policy::Drop as u32);
-    if let Some(c) = CLASS_COUNTERS.get_ptr_mut(class) {
+    let drop = matches!(POLICY.get(index), Some(&p) if p == Policy::Drop as u32);
+    if let Some(c) = CLASS_COUNTERS.get_ptr_mut(index) {
         // SAFETY: per-CPU slot; XDP runs with preemption disabled.
         unsafe {
             (*c).syns += 1;
@@ -106,7 +148,7 @@ fn on_syn(ctx: &XdpContext, syn: &Syn, len: u64) -> Result<(Outcome, u32), Outco
     if let Some(p) = FLOW_SLOT_ARRAY.get_ptr_mut(slot.index) {
         // SAFETY: an in-bounds array slot. One aligned 8-byte store, so a
         // concurrent reader sees the old or the new value, never a mix.
-        unsafe { core::ptr::write_volatile(p, slot.value(class)) };
+        unsafe { core::ptr::write_volatile(p, slot.value(class, generation)) };
     }
     Ok((Outcome::Classified, xdp_action::XDP_PASS))
 }

@@ -38,6 +38,24 @@ pub enum Error {
     },
     #[error("the table has {classes} classes; the kernel maps hold at most {max}")]
     TooManyClasses { classes: usize, max: u32 },
+    #[error("creating pin directory {path}", path = path.display())]
+    PinDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pinning a map at {path}", path = path.display())]
+    Pin {
+        path: PathBuf,
+        #[source]
+        source: aya::pin::PinError,
+    },
+    #[error("opening the pinned map {path} (is an instance running with maps pinned there?)", path = path.display())]
+    OpenPin {
+        path: PathBuf,
+        #[source]
+        source: aya::maps::MapError,
+    },
     #[error("BPF_PROG_TEST_RUN")]
     TestRun(#[source] aya::programs::ProgramError),
 }

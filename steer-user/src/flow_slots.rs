@@ -11,7 +11,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use steer_ebpf::{FLOW_SLOTS, FlowKey};
+use steer_ebpf::{FLOW_SLOTS, FlowKey, SlotClass};
 
 pub(crate) struct FlowSlots {
     base: NonNull<AtomicU64>,
@@ -46,14 +46,14 @@ impl FlowSlots {
         Ok(FlowSlots { base })
     }
 
-    /// The class recorded for `key`, if its slot still holds it.
-    pub(crate) fn class(&self, key: &FlowKey) -> Option<u32> {
+    /// What was recorded for `key`, if its slot still holds it.
+    pub(crate) fn read(&self, key: &FlowKey) -> Option<SlotClass> {
         let slot = key.slot();
         debug_assert!(slot.index < FLOW_SLOTS);
         // SAFETY: index < FLOW_SLOTS, inside the mapping; u64 slots are
         // 8-byte aligned in a page-aligned mapping.
         let cell = unsafe { &*self.base.as_ptr().add(slot.index as usize) };
-        slot.class_in(cell.load(Ordering::Relaxed))
+        slot.read(cell.load(Ordering::Relaxed))
     }
 }
 

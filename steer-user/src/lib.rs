@@ -19,4 +19,4 @@ pub use steer_ebpf::{
     CLASS_UNKNOWN, ClassCounters, FlowKey, MAX_CLASSES, Outcome, PacketCounters, Policy,
 };
 pub use table::{Class, RangeTable};
-pub use xdp::{AttachMode, Steer, flow_key};
+pub use xdp::{AttachMode, FlowClass, LiveAnswer, LiveMaps, Steer, TableLoad, WriteMode, flow_key};

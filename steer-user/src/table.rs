@@ -24,9 +24,27 @@ pub struct Class {
     pub region: String,
 }
 
+impl Class {
+    /// What an address no prefix covers is classified as (class id 0).
+    pub fn unknown() -> Class {
+        Class {
+            provider: String::new(),
+            region: String::new(),
+        }
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        self.provider.is_empty()
+    }
+}
+
 impl std::fmt::Display for Class {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.provider, self.region)
+        if self.is_unknown() {
+            f.write_str("unknown")
+        } else {
+            write!(f, "{}/{}", self.provider, self.region)
+        }
     }
 }
 
@@ -72,10 +90,7 @@ impl RangeTable {
         }
 
         let names: BTreeSet<&Class> = chosen.values().map(|(_, c)| c).collect();
-        let mut classes = vec![Class {
-            provider: String::new(),
-            region: String::new(),
-        }];
+        let mut classes = vec![Class::unknown()];
         classes.extend(names.into_iter().cloned());
         let ids: BTreeMap<&Class, u32> = classes
             .iter()

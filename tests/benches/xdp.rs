@@ -90,7 +90,7 @@ fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; nothing to parse.
     let table = real_table();
     let mut steer = Steer::load()?;
-    let load = steer.load_table(&table)?;
+    let load = steer.load_table(table.clone())?;
     steer.set_service_ports(&[SERVICE_PORT])?;
     let mut baseline = Baseline::load()?;
     let cases = cases();

@@ -5,7 +5,7 @@ pub mod addrs;
 pub mod netns;
 pub mod packet;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use steer_user::{
     RangeTable, Steer,
@@ -53,6 +53,6 @@ pub fn real_feeds() -> Vec<Feed> {
 }
 
 /// The real AWS and GCP feeds, compiled.
-pub fn real_table() -> RangeTable {
-    RangeTable::compile(&real_feeds())
+pub fn real_table() -> Arc<RangeTable> {
+    Arc::new(RangeTable::compile(&real_feeds()))
 }

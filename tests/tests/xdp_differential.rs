@@ -126,7 +126,7 @@ fn kernel_and_userspace_agree_on_the_real_table() {
         return;
     };
     let table = real_table();
-    steer.load_table(&table).expect("load table");
+    steer.load_table(table.clone()).expect("load table");
     steer.set_service_ports(&[PORT]).expect("service port");
     let classifier = Classifier::new(&table);
 
@@ -144,7 +144,9 @@ fn kernel_and_userspace_agree_on_the_real_table() {
         let syn = Frame::tcp(&addr.to_string(), src_port, server, PORT, 0x02).bytes();
         steer.run_packet(&syn).expect("test run");
         // Read right after the run: no other flow can have taken the slot.
-        let kernel = steer.flow_class(SocketAddr::new(*addr, src_port), PORT);
+        let kernel = steer
+            .flow_class(SocketAddr::new(*addr, src_port), PORT)
+            .map(|f| f.class);
         let user = classifier.classify(*addr);
         if kernel != Some(user) {
             disagreements.push(format!(

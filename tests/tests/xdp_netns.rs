@@ -18,7 +18,7 @@ use steer_tests::{
     netns::{Netns, veth},
     real_table,
 };
-use steer_user::{AttachMode, RangeTable};
+use steer_user::{AttachMode, Class, FlowClass, RangeTable};
 
 const PORT: u16 = 5000;
 
@@ -31,11 +31,11 @@ const CASES: [(&str, &str); 5] = [
     (UNLISTED6, "unknown"),
 ];
 
-fn name(table: &RangeTable, id: Option<u32>) -> String {
-    match id {
+fn name(table: &RangeTable, flow: Option<FlowClass>) -> String {
+    match flow {
         None => "no flow entry".to_owned(),
-        Some(id) => table
-            .class(id)
+        Some(f) => table
+            .class(f.class)
             .map_or_else(|| "unknown".to_owned(), |c| c.to_string()),
     }
 }
@@ -75,7 +75,7 @@ fn classify_across_namespaces(mode: AttachMode, test: &str) {
         return;
     };
     let table = real_table();
-    steer.load_table(&table).expect("load real table");
+    steer.load_table(table.clone()).expect("load real table");
     steer.set_service_ports(&[PORT]).expect("service port");
 
     let srv = Netns::new("srv");
@@ -109,9 +109,7 @@ fn classify_across_namespaces(mode: AttachMode, test: &str) {
             conn.read_exact(&mut b).unwrap();
             conn.write_all(&b).unwrap();
         }
-        let counters = steer
-            .class_counters(table.class_count() as u32 + 1)
-            .unwrap();
+        let counters = steer.class_counters().unwrap();
         (steer, table, seen, counters)
     });
 
@@ -139,16 +137,19 @@ fn classify_across_namespaces(mode: AttachMode, test: &str) {
             "class read after accept for {peer}"
         );
     }
-    let eu = table.class_id("aws", "eu-west-3").unwrap() as usize;
+    let eu = Class {
+        provider: "aws".into(),
+        region: "eu-west-3".into(),
+    };
     assert!(
-        counters[eu].syns >= 2,
+        counters[&eu].syns >= 2,
         "eu-west-3 SYN counter: {:?}",
-        counters[eu]
+        counters[&eu]
     );
     assert!(
-        counters[0].syns >= 2,
+        counters[&Class::unknown()].syns >= 2,
         "unknown SYN counter: {:?}",
-        counters[0]
+        counters[&Class::unknown()]
     );
 
     drop(steer);

@@ -363,15 +363,17 @@ fn class_name(table: &RangeTable, id: u32) -> String {
 
 fn snapshot(
     steer: &Steer,
-    table: &RangeTable,
 ) -> (
     Vec<(Outcome, steer_user::PacketCounters)>,
-    Vec<ClassCounters>,
+    Vec<(String, ClassCounters)>,
 ) {
     let outcomes = steer.outcome_counters().expect("outcome counters");
     let classes = steer
-        .class_counters(table.class_count() as u32 + 1)
-        .expect("class counters");
+        .class_counters()
+        .expect("class counters")
+        .into_iter()
+        .map(|(c, n)| (c.to_string(), n))
+        .collect();
     (outcomes, classes)
 }
 
@@ -380,23 +382,24 @@ fn packet_table() {
     let Some(mut steer) = load_or_skip("packet_table") else {
         return;
     };
-    let table = table();
-    steer.load_table(&table).expect("load table");
+    let table = std::sync::Arc::new(table());
+    steer.load_table(table.clone()).expect("load table");
     steer
         .set_service_ports(&[SERVICE_PORT, 443])
         .expect("service ports");
     let blocked = table.class_id("test", "blocked").expect("blocked class");
+    let blocked = table.class(blocked).unwrap();
     steer.set_policy(blocked, Policy::Drop).expect("policy");
 
     let mut failures = Vec::new();
     let rows = rows();
     assert!(rows.len() > 60, "the table lost rows: {}", rows.len());
     for r in &rows {
-        let (out_before, cls_before) = snapshot(&steer, &table);
+        let (out_before, cls_before) = snapshot(&steer);
         let verdict = steer
             .run_packet(&r.packet)
             .unwrap_or_else(|e| panic!("{}: test run: {e}", r.name));
-        let (out_after, cls_after) = snapshot(&steer, &table);
+        let (out_after, cls_after) = snapshot(&steer);
         let mut problems = Vec::new();
 
         if verdict != r.verdict {
@@ -418,15 +421,15 @@ fn packet_table() {
                 ));
             }
         }
-        for (id, (before, after)) in cls_before.iter().zip(&cls_after).enumerate() {
-            let name = class_name(&table, id as u32);
+        assert_eq!(cls_before.len(), cls_after.len(), "the class set changed");
+        for ((name, before), (_, after)) in cls_before.iter().zip(&cls_after) {
             let delta = (
                 after.syns - before.syns,
                 after.bytes - before.bytes,
                 after.dropped - before.dropped,
             );
             let want = match r.class {
-                Class::Is(c) if c == name => {
+                Class::Is(c) if c == name.as_str() => {
                     (1, r.packet.len() as u64, u64::from(r.verdict == XDP_DROP))
                 }
                 _ => (0, 0, 0),
@@ -444,7 +447,10 @@ fn packet_table() {
                 Class::Is(c) => Some(c.to_owned()),
                 Class::None => None,
             };
-            let got_name = got.map(|id| class_name(&table, id));
+            let got_name = got.map(|f| {
+                assert_eq!(f.generation, steer.generation(), "{}: generation", r.name);
+                class_name(&table, f.class)
+            });
             if got_name != want {
                 problems.push(format!(
                     "flow {peer} -> :{port}: {got_name:?}, expected {want:?}"

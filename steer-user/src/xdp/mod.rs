@@ -1,33 +1,46 @@
 //! The XDP classifier in the kernel: load, attach, fill, read.
 //!
 //! [`Steer`] owns the loaded program and its maps. It keeps a shadow copy of
-//! what it wrote (service ports, the loaded table) so it can answer "what is
-//! loaded?" without reading maps back. Dropping it detaches every
-//! attachment; because aya attaches through a bpf_link, the kernel also
-//! detaches when the process dies without unwinding.
+//! what it wrote (service ports, the table of each map generation) so it can
+//! answer "what is loaded?" without reading maps back. Dropping it detaches
+//! every attachment; because aya attaches through a bpf_link, the kernel
+//! also detaches when the process dies without unwinding.
+//!
+//! - [`generations`](self): tables go into the inactive map generation and
+//!   are switched in with one write.
+//! - `live`: the maps pinned in bpffs, read by other processes.
+
+mod generations;
+mod live;
+mod maps;
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     fmt,
     net::{IpAddr, SocketAddr},
     os::fd::AsFd,
+    path::{Path, PathBuf},
     str::FromStr,
+    sync::Arc,
     time::Duration,
 };
 
 use aya::{
     Ebpf, include_bytes_aligned,
-    maps::{Array, LpmTrie, Map, MapData, PerCpuArray, lpm_trie::Key},
+    maps::{Array, Map, MapData, PerCpuArray},
     programs::{TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
 };
-use ipnet::{Ipv4Net, Ipv6Net};
 use steer_ebpf::{FlowKey, map_names, program_names};
 use tracing::{debug, info, warn};
 
+pub use generations::{FlowClass, TableLoad, WriteMode};
+pub use live::{LiveAnswer, LiveMaps};
+
 use crate::{
-    ClassCounters, Error, MAX_CLASSES, Outcome, PacketCounters, Policy, RangeTable,
+    Class, ClassCounters, Error, MAX_CLASSES, Outcome, PacketCounters, Policy, RangeTable,
     flow_slots::FlowSlots,
 };
+use maps::{typed_map, typed_map_mut};
 
 static CLASSIFIER_OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/steer-xdp"));
 static BASELINE_OBJECT: &[u8] =
@@ -84,24 +97,21 @@ impl FromStr for AttachMode {
     }
 }
 
-/// How a table reached the kernel maps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TableLoad {
-    pub v4: usize,
-    pub v6: usize,
-    /// Prefixes of the previous table that the new one no longer has.
-    pub removed: usize,
-    /// Whether `BPF_MAP_UPDATE_BATCH` was used (else one write per prefix).
-    pub batched: bool,
-}
-
 /// The loaded XDP classifier and its maps.
 pub struct Steer {
     ebpf: Ebpf,
     flows: FlowSlots,
     links: Vec<(String, XdpLinkId)>,
     service_ports: BTreeSet<u16>,
-    table: Option<RangeTable>,
+    /// The active generation number; 0 until the first table is loaded
+    /// (then every SYN reads unknown).
+    generation: u32,
+    /// What each map generation holds, indexed by generation & 1.
+    slots: [generations::Slot; 2],
+    policies: BTreeMap<Class, Policy>,
+    /// Counters of generations that were since overwritten, by class.
+    retired: BTreeMap<Class, ClassCounters>,
+    pinned: Option<PathBuf>,
 }
 
 impl Steer {
@@ -127,7 +137,11 @@ impl Steer {
             flows,
             links: Vec::new(),
             service_ports: BTreeSet::new(),
-            table: None,
+            generation: 0,
+            slots: Default::default(),
+            policies: BTreeMap::new(),
+            retired: BTreeMap::new(),
+            pinned: None,
         })
     }
 
@@ -166,6 +180,22 @@ impl Steer {
         }
     }
 
+    /// Pins the maps that other processes read ([`LiveMaps`]) under `dir`
+    /// (on bpffs), replacing pins a previous instance left there.
+    pub fn pin(&mut self, dir: &Path) -> Result<(), Error> {
+        live::pin(&self.ebpf, dir)?;
+        self.pinned = Some(dir.to_owned());
+        info!(dir = %dir.display(), "maps pinned");
+        Ok(())
+    }
+
+    /// Removes the pins made by [`Steer::pin`]. Also happens on drop.
+    pub fn unpin(&mut self) {
+        if let Some(dir) = self.pinned.take() {
+            live::unpin(&dir);
+        }
+    }
+
     /// Makes exactly `ports` the service ports: SYNs to them are classified.
     pub fn set_service_ports(&mut self, ports: &[u16]) -> Result<(), Error> {
         let name = map_names::SERVICE_PORTS;
@@ -187,124 +217,71 @@ impl Steer {
         self.service_ports.iter().copied()
     }
 
-    /// Sets the policy of one class.
-    pub fn set_policy(&mut self, class: u32, policy: Policy) -> Result<(), Error> {
-        let name = map_names::POLICY;
-        let mut map: Array<&mut MapData, u32> = typed_map_mut(&mut self.ebpf, name)?;
-        map.set(class, policy as u32, 0)
-            .map_err(|source| Error::Map { name, source })
-    }
-
-    /// Loads `table` into the LPM tries, replacing the previous table.
-    ///
-    /// New prefixes are written before stale ones are removed, so an address
-    /// covered by both tables never reads unknown in between.
-    pub fn load_table(&mut self, table: &RangeTable) -> Result<TableLoad, Error> {
-        if table.class_count() >= MAX_CLASSES as usize {
-            return Err(Error::TooManyClasses {
-                classes: table.class_count(),
-                max: MAX_CLASSES - 1,
-            });
-        }
-        let v4_keys: Vec<Key<[u8; 4]>> = table.v4().iter().map(|(n, _)| v4_key(n)).collect();
-        let v4_vals: Vec<u32> = table.v4().iter().map(|&(_, c)| c).collect();
-        let v6_keys: Vec<Key<[u8; 16]>> = table.v6().iter().map(|(n, _)| v6_key(n)).collect();
-        let v6_vals: Vec<u32> = table.v6().iter().map(|&(_, c)| c).collect();
-        let batched_v4 = self.write_lpm(map_names::LPM_V4, &v4_keys, &v4_vals)?;
-        let batched_v6 = self.write_lpm(map_names::LPM_V6, &v6_keys, &v6_vals)?;
-
-        // The shadow copy changes only after every kernel write succeeded,
-        // so it never claims less than the maps hold.
-        let (stale_v4, stale_v6) = match &self.table {
-            Some(old) => (
-                stale(old.v4(), table.v4(), v4_key),
-                stale(old.v6(), table.v6(), v6_key),
-            ),
-            None => (Vec::new(), Vec::new()),
-        };
-        remove_lpm(&mut self.ebpf, map_names::LPM_V4, &stale_v4)?;
-        remove_lpm(&mut self.ebpf, map_names::LPM_V6, &stale_v6)?;
-        let removed = stale_v4.len() + stale_v6.len();
-        self.table = Some(table.clone());
-        let load = TableLoad {
-            v4: v4_keys.len(),
-            v6: v6_keys.len(),
-            removed,
-            batched: batched_v4 && batched_v6,
-        };
-        info!(
-            v4 = load.v4,
-            v6 = load.v6,
-            removed,
-            batched = load.batched,
-            "range table loaded into XDP maps"
-        );
-        Ok(load)
-    }
-
-    /// The table last loaded with [`Steer::load_table`].
-    pub fn table(&self) -> Option<&RangeTable> {
-        self.table.as_ref()
-    }
-
-    /// Writes entries with one batch syscall, or one by one where the kernel
-    /// has no batch update for the map. Returns whether the batch was used.
-    fn write_lpm<K: aya::Pod>(
-        &mut self,
-        name: &'static str,
-        keys: &[Key<K>],
-        values: &[u32],
-    ) -> Result<bool, Error> {
-        let fd = map_data(&self.ebpf, name)?.fd().as_fd();
-        match crate::map_batch::update(fd, keys, values) {
-            Ok(()) => return Ok(true),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP | 524)) => {
-                // 524 is the kernel-internal ENOTSUPP some kernels leak.
-                debug!(map = name, error = %e, "no batch update; writing one by one");
-            }
-            Err(source) => {
-                return Err(Error::MapSyscall {
-                    name,
-                    op: "BPF_MAP_UPDATE_BATCH",
-                    source,
-                });
-            }
-        }
-        let mut trie: LpmTrie<&mut MapData, K, u32> = typed_map_mut(&mut self.ebpf, name)?;
-        for (k, v) in keys.iter().zip(values) {
-            trie.insert(k, v, 0)
+    /// Sets the policy of `class`, now and in every table loaded later.
+    /// Policies are kept by name, so they survive reloads that renumber
+    /// classes.
+    pub fn set_policy(&mut self, class: &Class, policy: Policy) -> Result<(), Error> {
+        self.policies.insert(class.clone(), policy);
+        let index = self.generation & 1;
+        if let Some(id) = self.slots[index as usize]
+            .table()
+            .and_then(|t| t.class_id(&class.provider, &class.region))
+        {
+            let name = map_names::POLICY;
+            let mut map: Array<&mut MapData, u32> = typed_map_mut(&mut self.ebpf, name)?;
+            map.set(index * MAX_CLASSES + id, policy as u32, 0)
                 .map_err(|source| Error::Map { name, source })?;
         }
-        Ok(false)
+        Ok(())
+    }
+
+    /// The active generation number (0 before any table was loaded).
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// The table of the active generation.
+    pub fn table(&self) -> Option<&Arc<RangeTable>> {
+        self.table_of(self.generation)
+    }
+
+    /// The table of `generation`, while the maps still hold it: the active
+    /// generation and the one before it.
+    pub fn table_of(&self, generation: u32) -> Option<&Arc<RangeTable>> {
+        let slot = &self.slots[(generation & 1) as usize];
+        (slot.generation() == Some(generation))
+            .then(|| slot.table())
+            .flatten()
     }
 
     /// The class XDP recorded for the connection from `peer` to local port
-    /// `local_port`. `None` when its SYN was not seen here, or a later flow
-    /// took its slot: callers then classify in userspace, with the same
-    /// table. No syscall: one load from the shared mapping.
-    pub fn flow_class(&self, peer: SocketAddr, local_port: u16) -> Option<u32> {
-        self.flows.class(&flow_key(peer, local_port))
+    /// `local_port`, with the generation whose table the id belongs to.
+    /// `None` when its SYN was not seen here, a later flow took its slot, or
+    /// the generation is gone: callers then classify in userspace, with the
+    /// same table. No syscall: one load from the shared mapping.
+    pub fn flow_class(&self, peer: SocketAddr, local_port: u16) -> Option<FlowClass> {
+        let found = self.flows.read(&flow_key(peer, local_port))?;
+        let generation = [self.generation, self.generation.wrapping_sub(1)]
+            .into_iter()
+            .find(|g| *g as u8 == found.epoch)?;
+        let known = generation == 0 || self.table_of(generation).is_some();
+        known.then_some(FlowClass {
+            generation,
+            class: found.class,
+        })
     }
 
-    /// Per-class counters summed over CPUs, for class ids `0..count`
-    /// (0 is unknown).
-    pub fn class_counters(&self, count: u32) -> Result<Vec<ClassCounters>, Error> {
-        let name = map_names::CLASS_COUNTERS;
-        let map: PerCpuArray<&MapData, ClassCounters> = typed_map(&self.ebpf, name)?;
-        (0..count.min(MAX_CLASSES))
-            .map(|i| {
-                let per_cpu = map
-                    .get(&i, 0)
-                    .map_err(|source| Error::Map { name, source })?;
-                Ok(per_cpu
-                    .iter()
-                    .fold(ClassCounters::default(), |a, c| ClassCounters {
-                        syns: a.syns + c.syns,
-                        bytes: a.bytes + c.bytes,
-                        dropped: a.dropped + c.dropped,
-                    }))
-            })
-            .collect()
+    /// SYN counters per class name, summed over CPUs and over every
+    /// generation since load (unknown is [`Class::unknown`]).
+    pub fn class_counters(&self) -> Result<BTreeMap<Class, ClassCounters>, Error> {
+        let mut sums = self.retired.clone();
+        for index in 0..2u32 {
+            let slot = &self.slots[index as usize];
+            for (class, c) in generations::read_counters(&self.ebpf, index, slot.table())? {
+                add(sums.entry(class).or_default(), &c);
+            }
+        }
+        Ok(sums)
     }
 
     /// Packets and bytes per outcome, summed over CPUs.
@@ -344,7 +321,14 @@ impl Steer {
 impl Drop for Steer {
     fn drop(&mut self) {
         self.detach_all();
+        self.unpin();
     }
+}
+
+fn add(sum: &mut ClassCounters, c: &ClassCounters) {
+    sum.syns += c.syns;
+    sum.bytes += c.bytes;
+    sum.dropped += c.dropped;
 }
 
 /// The bare program that only returns XDP_PASS: the cost floor that
@@ -391,60 +375,6 @@ fn test_run(prog: &Xdp, packet: &[u8], repeat: u32) -> Result<(u32, Duration), E
         })
         .map_err(Error::TestRun)?;
     Ok((result.return_value, result.duration))
-}
-
-fn map_data<'a>(ebpf: &'a Ebpf, name: &'static str) -> Result<&'a MapData, Error> {
-    match ebpf.map(name) {
-        Some(Map::LpmTrie(data)) => Ok(data),
-        _ => Err(Error::MissingMap { name }),
-    }
-}
-
-fn typed_map<'a, T>(ebpf: &'a Ebpf, name: &'static str) -> Result<T, Error>
-where
-    T: TryFrom<&'a Map, Error = aya::maps::MapError>,
-{
-    let map = ebpf.map(name).ok_or(Error::MissingMap { name })?;
-    T::try_from(map).map_err(|source| Error::Map { name, source })
-}
-
-fn typed_map_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, Error>
-where
-    T: TryFrom<&'a mut Map, Error = aya::maps::MapError>,
-{
-    let map = ebpf.map_mut(name).ok_or(Error::MissingMap { name })?;
-    T::try_from(map).map_err(|source| Error::Map { name, source })
-}
-
-fn remove_lpm<K: aya::Pod>(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-    keys: &[Key<K>],
-) -> Result<(), Error> {
-    let mut trie: LpmTrie<&mut MapData, K, u32> = typed_map_mut(ebpf, name)?;
-    for k in keys {
-        match trie.remove(k) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-            Err(source) => return Err(Error::Map { name, source }),
-        }
-    }
-    Ok(())
-}
-
-/// Keys of `old` prefixes that `new` (sorted) no longer has.
-fn stale<N: Ord, K>(old: &[(N, u32)], new: &[(N, u32)], key: fn(&N) -> K) -> Vec<K> {
-    old.iter()
-        .filter(|(n, _)| new.binary_search_by(|(m, _)| m.cmp(n)).is_err())
-        .map(|(n, _)| key(n))
-        .collect()
-}
-
-fn v4_key(net: &Ipv4Net) -> Key<[u8; 4]> {
-    Key::new(u32::from(net.prefix_len()), net.network().octets())
-}
-
-fn v6_key(net: &Ipv6Net) -> Key<[u8; 16]> {
-    Key::new(u32::from(net.prefix_len()), net.network().octets())
 }
 
 /// The flow-map key for a connection, as the XDP program writes it.
