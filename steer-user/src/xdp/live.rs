@@ -51,10 +51,10 @@ pub(super) fn pin(ebpf: &Ebpf, dir: &Path) -> Result<(), Error> {
 pub(super) fn unpin(dir: &Path) {
     for name in pinned_names() {
         let path = dir.join(name);
-        if let Err(e) = std::fs::remove_file(&path) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                warn!(path = %path.display(), error = %e, "could not remove pin");
-            }
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            warn!(path = %path.display(), error = %e, "could not remove pin");
         }
     }
     let _ = std::fs::remove_dir(dir);
