@@ -361,12 +361,12 @@ fn class_name(table: &RangeTable, id: u32) -> String {
         .map_or_else(|| "unknown".to_owned(), |c| c.to_string())
 }
 
-fn snapshot(
-    steer: &Steer,
-) -> (
+type Counters = (
     Vec<(Outcome, steer_user::PacketCounters)>,
     Vec<(String, ClassCounters)>,
-) {
+);
+
+fn snapshot(steer: &Steer) -> Counters {
     let outcomes = steer.outcome_counters().expect("outcome counters");
     let classes = steer
         .class_counters()
