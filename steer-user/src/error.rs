@@ -77,13 +77,33 @@ pub enum FeedError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{feed}: {list}[{index}]: {reason}")]
+    #[error("{feed}: not valid TOML of the expected shape")]
+    Toml {
+        feed: &'static str,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{feed}: {at}: {reason}")]
     Entry {
         feed: &'static str,
-        list: &'static str,
-        index: usize,
+        at: String,
         reason: String,
     },
     #[error("{feed}: no valid prefix in the feed")]
     Empty { feed: &'static str },
+    #[error(
+        "{feed}: shrank from {before} to {after} prefixes, more than the {max_percent}% allowed; keeping the last good copy"
+    )]
+    Shrunk {
+        feed: &'static str,
+        before: usize,
+        after: usize,
+        max_percent: f64,
+    },
+    #[error("{path}", path = path.display())]
+    InFile {
+        path: PathBuf,
+        #[source]
+        source: Box<FeedError>,
+    },
 }

@@ -5,9 +5,11 @@
 //! - Lookups use the longest matching prefix (overlaps are real: AWS lists
 //!   `GLOBAL` and `AMAZON` supersets around regional prefixes).
 //! - When several entries name the same prefix, an earlier feed beats a
-//!   later one; inside one feed a named region beats `GLOBAL`, and otherwise
-//!   the first entry wins. Entries for different services of one prefix are
-//!   the normal case and agree on the region.
+//!   later one (callers pass the custom list first, then AWS, GCP, Azure,
+//!   Oracle: see [`crate::feeds::FeedKind`]); inside one feed a named region
+//!   beats `GLOBAL`, and otherwise the first entry wins. Entries for
+//!   different services of one prefix are the normal case and agree on the
+//!   region; the winner's services are kept together for display.
 //! - Class ids are dense, start at 1 (0 is unknown) and follow the sorted
 //!   (provider, region) order, so the same feeds give the same ids.
 
@@ -56,6 +58,15 @@ pub struct FeedSummary {
     pub entries: usize,
 }
 
+/// Where a prefix of the table came from, for `explain`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrefixInfo<'a> {
+    pub class: u32,
+    /// The services the winning feed lists the prefix under, comma-joined.
+    pub services: &'a str,
+    pub feed: &'a FeedSummary,
+}
+
 /// The compiled table. Immutable once built: a new feed means a new table.
 #[derive(Clone, Debug)]
 pub struct RangeTable {
@@ -64,6 +75,9 @@ pub struct RangeTable {
     v4: Vec<(Ipv4Net, u32)>,
     v6: Vec<(Ipv6Net, u32)>,
     feeds: Vec<FeedSummary>,
+    /// Per prefix: (index into `feeds`, index into `services`).
+    origin: HashMap<IpNet, (u16, u32)>,
+    services: Vec<String>,
 }
 
 const GLOBAL_REGION: &str = "GLOBAL";
@@ -71,25 +85,34 @@ const GLOBAL_REGION: &str = "GLOBAL";
 impl RangeTable {
     /// Merges `feeds` (earlier feeds take precedence) into one table.
     pub fn compile(feeds: &[Feed]) -> RangeTable {
-        // prefix -> (feed rank, class) chosen so far
-        let mut chosen: HashMap<IpNet, (usize, Class)> = HashMap::new();
+        // prefix -> (feed rank, class, services) chosen so far
+        let mut chosen: HashMap<IpNet, (usize, Class, Vec<&str>)> = HashMap::new();
         for (rank, feed) in feeds.iter().enumerate() {
             for e in &feed.entries {
                 let class = Class {
                     provider: e.provider.clone(),
                     region: e.region.clone(),
                 };
+                let service = e.service.as_str();
                 match chosen.get_mut(&e.prefix) {
                     None => {
-                        chosen.insert(e.prefix, (rank, class));
+                        chosen.insert(e.prefix, (rank, class, vec![service]));
                     }
-                    Some((r, c)) if *r == rank && c.region == GLOBAL_REGION => *c = class,
+                    Some((r, c, services)) if *r == rank && *c == class => {
+                        if !services.contains(&service) {
+                            services.push(service);
+                        }
+                    }
+                    Some((r, c, services)) if *r == rank && c.region == GLOBAL_REGION => {
+                        *c = class;
+                        *services = vec![service];
+                    }
                     Some(_) => {}
                 }
             }
         }
 
-        let names: BTreeSet<&Class> = chosen.values().map(|(_, c)| c).collect();
+        let names: BTreeSet<&Class> = chosen.values().map(|(_, c, _)| c).collect();
         let mut classes = vec![Class::unknown()];
         classes.extend(names.into_iter().cloned());
         let ids: BTreeMap<&Class, u32> = classes
@@ -101,12 +124,21 @@ impl RangeTable {
 
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
-        for (net, (_, class)) in &chosen {
+        let mut origin = HashMap::with_capacity(chosen.len());
+        let mut services: Vec<String> = Vec::new();
+        let mut service_ids: HashMap<String, u32> = HashMap::new();
+        for (net, (rank, class, names)) in &chosen {
             let id = ids[class];
             match net {
                 IpNet::V4(n) => v4.push((*n, id)),
                 IpNet::V6(n) => v6.push((*n, id)),
             }
+            let joined = names.join(",");
+            let service = *service_ids.entry(joined).or_insert_with_key(|k| {
+                services.push(k.clone());
+                services.len() as u32 - 1
+            });
+            origin.insert(*net, (*rank as u16, service));
         }
         v4.sort_unstable();
         v6.sort_unstable();
@@ -124,7 +156,23 @@ impl RangeTable {
             v4,
             v6,
             feeds,
+            origin,
+            services,
         }
+    }
+
+    /// Class, services and feed of a prefix that is in the table.
+    pub fn prefix_info(&self, net: IpNet) -> Option<PrefixInfo<'_>> {
+        let &(feed, service) = self.origin.get(&net)?;
+        let class = match net {
+            IpNet::V4(n) => self.v4[self.v4.binary_search_by(|(m, _)| m.cmp(&n)).ok()?].1,
+            IpNet::V6(n) => self.v6[self.v6.binary_search_by(|(m, _)| m.cmp(&n)).ok()?].1,
+        };
+        Some(PrefixInfo {
+            class,
+            services: &self.services[service as usize],
+            feed: &self.feeds[feed as usize],
+        })
     }
 
     /// The class with id `id`; `None` for unknown (0) and ids out of range.
@@ -233,8 +281,24 @@ mod tests {
             feed("second", vec![entry("10.0.0.0/8", "gcp", "europe-west1")]),
         ]);
         assert_eq!(t.v4().len(), 1);
-        let (_, id) = t.v4()[0];
+        let (net, id) = t.v4()[0];
         assert_eq!(t.class(id).unwrap().to_string(), "aws/eu-west-3");
         assert_eq!(t.class_count(), 1, "classes only for prefixes that won");
+        let info = t.prefix_info(net.into()).unwrap();
+        assert_eq!((info.class, info.feed.name), (id, "first"));
+    }
+
+    #[test]
+    fn services_of_the_winning_class_are_kept_together() {
+        let mut a = entry("10.0.0.0/8", "aws", "GLOBAL");
+        a.service = "AMAZON".into();
+        let mut b = entry("10.0.0.0/8", "aws", "eu-west-3");
+        b.service = "AMAZON".into();
+        let mut c = entry("10.0.0.0/8", "aws", "eu-west-3");
+        c.service = "EC2".into();
+        let t = RangeTable::compile(&[feed("aws", vec![a, b.clone(), c, b])]);
+        let info = t.prefix_info("10.0.0.0/8".parse().unwrap()).unwrap();
+        assert_eq!(info.services, "AMAZON,EC2");
+        assert!(t.prefix_info("11.0.0.0/8".parse().unwrap()).is_none());
     }
 }

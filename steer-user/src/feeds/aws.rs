@@ -37,19 +37,11 @@ pub fn parse(json: &str) -> Result<Feed, FeedError> {
         serde_json::from_str(json).map_err(|source| FeedError::Json { feed: FEED, source })?;
     let mut entries = Vec::with_capacity(doc.prefixes.len() + doc.ipv6_prefixes.len());
     for (index, p) in doc.prefixes.iter().enumerate() {
-        let place = Place {
-            feed: FEED,
-            list: "prefixes",
-            index,
-        };
+        let place = Place::new(FEED, "prefixes", index);
         entries.push(place.entry(PROVIDER, &p.ip_prefix, &p.region, &p.service)?);
     }
     for (index, p) in doc.ipv6_prefixes.iter().enumerate() {
-        let place = Place {
-            feed: FEED,
-            list: "ipv6_prefixes",
-            index,
-        };
+        let place = Place::new(FEED, "ipv6_prefixes", index);
         entries.push(place.entry(PROVIDER, &p.ipv6_prefix, &p.region, &p.service)?);
     }
     Feed::new(FEED, doc.create_date, entries)

@@ -31,11 +31,7 @@ pub fn parse(json: &str) -> Result<Feed, FeedError> {
         serde_json::from_str(json).map_err(|source| FeedError::Json { feed: FEED, source })?;
     let mut entries = Vec::with_capacity(doc.prefixes.len());
     for (index, e) in doc.prefixes.iter().enumerate() {
-        let place = Place {
-            feed: FEED,
-            list: LIST,
-            index,
-        };
+        let place = Place::new(FEED, LIST, index);
         let net = match (&e.ipv4_prefix, &e.ipv6_prefix) {
             (Some(net), None) | (None, Some(net)) => net,
             _ => {
