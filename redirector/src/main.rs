@@ -1,15 +1,14 @@
 //! steer's operator CLI. The HTTP redirector itself lands with `serve`.
 
+mod backends;
+mod explain;
+mod range_args;
+mod ranges;
 mod watch;
 
-use std::path::PathBuf;
-
-use anyhow::{Context as _, Result, bail};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use steer_user::{
-    AttachMode, RangeTable,
-    feeds::{read_aws, read_gcp},
-};
+use steer_user::AttachMode;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -25,35 +24,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Attach the XDP classifier to an interface and print live per-class
-    /// SYN counters every second until Ctrl-C or SIGTERM, then detach.
+    /// SYN counters until Ctrl-C or SIGTERM, then detach. Reloads the
+    /// ranges on SIGHUP and on a timer.
     Watch(watch::Args),
-}
-
-/// Where the provider ranges come from.
-#[derive(clap::Args)]
-struct RangeArgs {
-    /// AWS ip-ranges.json to load.
-    #[arg(long, value_name = "FILE")]
-    aws_feed: Option<PathBuf>,
-    /// GCP cloud.json to load.
-    #[arg(long, value_name = "FILE")]
-    gcp_feed: Option<PathBuf>,
-}
-
-impl RangeArgs {
-    fn load(&self) -> Result<RangeTable> {
-        let mut feeds = Vec::new();
-        if let Some(path) = &self.aws_feed {
-            feeds.push(read_aws(path).context("loading the AWS feed")?);
-        }
-        if let Some(path) = &self.gcp_feed {
-            feeds.push(read_gcp(path).context("loading the GCP feed")?);
-        }
-        if feeds.is_empty() {
-            bail!("no ranges given: pass --aws-feed FILE and/or --gcp-feed FILE");
-        }
-        Ok(RangeTable::compile(&feeds))
-    }
+    /// Show how addresses are classified: prefix, class, feed, backend.
+    Explain(explain::Args),
+    /// Build, fetch and show the ranges snapshot.
+    #[command(subcommand)]
+    Ranges(ranges::Command),
 }
 
 fn parse_mode(s: &str) -> Result<AttachMode, String> {
@@ -61,14 +39,21 @@ fn parse_mode(s: &str) -> Result<AttachMode, String> {
 }
 
 fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // Services log what they do; one-shot commands only what went wrong.
+    let default_level = match cli.command {
+        Command::Watch(_) => "info",
+        Command::Explain(_) | Command::Ranges(_) => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match cli.command {
         Command::Watch(args) => watch::run(args),
+        Command::Explain(args) => explain::run(args),
+        Command::Ranges(command) => ranges::run(command),
     }
 }

@@ -4,14 +4,19 @@
 use std::{
     collections::BTreeMap,
     fmt::Write as _,
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
-use steer_user::{AttachMode, Class, ClassCounters, Outcome, Steer};
+use steer_user::{
+    AttachMode, Class, ClassCounters, Outcome, Steer,
+    ranges::{RangeSources, Ranges, chain},
+};
 use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
 
-use crate::{RangeArgs, parse_mode};
+use crate::{explain::DEFAULT_PIN_DIR, parse_mode, range_args::RangeArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,19 +32,36 @@ pub struct Args {
     /// Seconds between counter prints.
     #[arg(long, default_value_t = 1.0)]
     interval: f64,
+    /// Seconds between range reloads (0: only on SIGHUP). A reload that
+    /// finds nothing changed leaves the kernel maps alone.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    reload_interval: f64,
+    /// Pin the maps here (on bpffs) for `redirector explain --kernel`.
+    #[arg(long, value_name = "DIR", env = "STEER_PIN_DIR", default_value = DEFAULT_PIN_DIR)]
+    pin_dir: PathBuf,
+    /// Do not pin the maps.
+    #[arg(long)]
+    no_pin: bool,
     #[command(flatten)]
     ranges: RangeArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let table = std::sync::Arc::new(args.ranges.load()?);
+    let sources = args.ranges.sources();
+    let mut ranges = sources.load(None).context("loading ranges")?.ranges;
     let mut steer = Steer::load().context("loading the XDP classifier (needs root or CAP_BPF)")?;
     steer
-        .load_table(table.clone())
+        .load_table(ranges.table.clone())
         .context("loading ranges into the XDP maps")?;
     steer
         .set_service_ports(&args.ports)
         .context("setting service ports")?;
+    if !args.no_pin {
+        // Best effort: explain --kernel needs it, classification does not.
+        if let Err(e) = steer.pin(&args.pin_dir) {
+            warn!(error = %chain(&e), "maps not pinned; `explain --kernel` will not see them");
+        }
+    }
     steer
         .attach(&args.iface, args.mode)
         .with_context(|| match args.mode {
@@ -49,6 +71,7 @@ pub fn run(args: Args) -> Result<()> {
             ),
             _ => format!("attaching to {}", args.iface),
         })?;
+    let table = &ranges.table;
     println!(
         "steer: XDP on {} ({} mode), {} IPv4 + {} IPv6 prefixes in {} classes, service ports {:?}. Ctrl-C to stop.",
         args.iface,
@@ -60,13 +83,20 @@ pub fn run(args: Args) -> Result<()> {
     );
 
     let interval = Duration::from_secs_f64(args.interval.max(0.1));
+    let reload_every = (args.reload_interval > 0.0)
+        .then(|| Duration::from_secs_f64(args.reload_interval.max(1.0)));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async {
         let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
         let mut ticker = tokio::time::interval(interval);
+        // A far-off first tick stands in for "never" when the timer is off.
+        let period = reload_every.unwrap_or(Duration::from_secs(365 * 24 * 3600));
+        let mut reload_timer =
+            tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut last = Snapshot::read(&steer)?;
         ticker.tick().await;
         loop {
@@ -76,6 +106,10 @@ pub fn run(args: Args) -> Result<()> {
                     print!("{}", now.report(&last));
                     last = now;
                 }
+                _ = hup.recv() => reload(&sources, &mut ranges, &mut steer, "SIGHUP"),
+                _ = reload_timer.tick(), if reload_every.is_some() => {
+                    reload(&sources, &mut ranges, &mut steer, "timer")
+                }
                 _ = tokio::signal::ctrl_c() => break,
                 _ = term.recv() => break,
             }
@@ -84,7 +118,45 @@ pub fn run(args: Args) -> Result<()> {
     })?;
     // Explicit, so the log says it happened before we exit.
     steer.detach_all();
+    steer.unpin();
     Ok(())
+}
+
+/// Reloads the sources; on any failure the current table keeps serving.
+fn reload(sources: &RangeSources, ranges: &mut Ranges, steer: &mut Steer, why: &str) {
+    let loaded = match sources.load(Some(ranges)) {
+        Ok(l) => l,
+        Err(e) => {
+            error!(why, error = %chain(&e), "reload failed; the current ranges keep serving");
+            println!("ranges reload failed, current ranges kept: {}", chain(&e));
+            return;
+        }
+    };
+    for e in &loaded.kept {
+        println!("ranges: kept the last good copy: {}", chain(e));
+    }
+    if !loaded.changed {
+        info!(why, "ranges unchanged");
+        println!("ranges unchanged ({why})");
+        return;
+    }
+    match steer.load_table(loaded.ranges.table.clone()) {
+        Ok(load) => {
+            println!(
+                "ranges reloaded ({why}): generation {}, {} IPv4 + {} IPv6 prefixes in {} classes, {:.1} ms",
+                load.generation,
+                load.v4,
+                load.v6,
+                loaded.ranges.table.class_count(),
+                load.elapsed.as_secs_f64() * 1e3
+            );
+            *ranges = loaded.ranges;
+        }
+        Err(e) => {
+            error!(why, error = %chain(&e), "loading the new table into the kernel failed; the current one keeps serving");
+            println!("ranges reload failed, current ranges kept: {}", chain(&e));
+        }
+    }
 }
 
 struct Snapshot {

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use ipnet::{Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use prefix_trie::PrefixMap;
 
 use crate::{CLASS_UNKNOWN, RangeTable};
@@ -38,6 +38,20 @@ impl Classifier {
             IpAddr::V6(a) => self.v6.get_lpm(&Ipv6Net::from(a)).map(|(_, c)| *c),
         };
         found.unwrap_or(CLASS_UNKNOWN)
+    }
+
+    /// The longest prefix covering `addr` and its class id, if any.
+    pub fn lookup(&self, addr: IpAddr) -> Option<(IpNet, u32)> {
+        match addr.to_canonical() {
+            IpAddr::V4(a) => self
+                .v4
+                .get_lpm(&Ipv4Net::from(a))
+                .map(|(n, c)| (IpNet::V4(n), *c)),
+            IpAddr::V6(a) => self
+                .v6
+                .get_lpm(&Ipv6Net::from(a))
+                .map(|(n, c)| (IpNet::V6(n), *c)),
+        }
     }
 }
 
@@ -81,5 +95,14 @@ mod tests {
         assert_eq!(region("2001:db8:1::5").as_deref(), Some("narrow6"));
         assert_eq!(region("2001:db8:2::5").as_deref(), Some("wide6"));
         assert_eq!(region("11.0.0.1"), None);
+        let (net, id) = c.lookup("10.1.2.3".parse().unwrap()).unwrap();
+        assert_eq!(
+            (net.to_string(), id),
+            (
+                "10.1.0.0/16".to_owned(),
+                c.classify("10.1.2.3".parse().unwrap())
+            )
+        );
+        assert_eq!(c.lookup("11.0.0.1".parse().unwrap()), None);
     }
 }

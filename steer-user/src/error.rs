@@ -100,6 +100,14 @@ pub enum FeedError {
         after: usize,
         max_percent: f64,
     },
+    #[error("snapshot line {line}: {reason}")]
+    Snapshot { line: usize, reason: String },
+    #[error("writing {path}", path = path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path}", path = path.display())]
     InFile {
         path: PathBuf,

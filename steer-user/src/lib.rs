@@ -1,7 +1,9 @@
 //! Kernel and feed plumbing for steer.
 //!
-//! - [`feeds`]: provider range feeds (AWS, GCP) parsed into entries.
+//! - [`feeds`]: provider range feeds (AWS, GCP, Azure, Oracle, custom lists)
+//!   parsed into entries, and the snapshot file that carries them.
 //! - [`table`]: entries compiled into one immutable table with dense class ids.
+//! - [`ranges`]: the sources a service loads, reloaded keeping the last good state.
 //! - [`classifier`]: the longest-prefix classifier in userspace, built from that table.
 //! - [`xdp`]: the XDP program: load, attach, fill maps, read flows and counters.
 
@@ -10,6 +12,7 @@ mod error;
 pub mod feeds;
 mod flow_slots;
 mod map_batch;
+pub mod ranges;
 pub mod table;
 pub mod xdp;
 

@@ -11,6 +11,7 @@ mod azure;
 mod custom;
 mod gcp;
 mod oracle;
+mod snapshot;
 
 use std::{fmt, path::Path, str::FromStr};
 
@@ -21,6 +22,7 @@ pub use azure::parse as parse_azure;
 pub use custom::{parse_csv as parse_custom_csv, parse_toml as parse_custom_toml};
 pub use gcp::parse as parse_gcp;
 pub use oracle::parse as parse_oracle;
+pub use snapshot::{FeedOrigin, Snapshot, SnapshotFeed};
 
 use crate::FeedError;
 

@@ -1,0 +1,166 @@
+//! Which backend serves a client's blobs, by its class.
+//!
+//! The default is registry.k8s.io's own table: one S3 bucket per AWS region
+//! that has one, a few regions mapped to a neighbour's bucket, every other
+//! AWS region to `DEFAULT_AWS_BASE_URL`, and everyone else (GCP, unknown)
+//! upstream. Config files replace it (the redirector issue).
+
+use std::collections::HashMap;
+
+use steer_user::Class;
+
+/// A place that serves blobs at `<base_url>/containers/images/<digest>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    pub name: String,
+    pub base_url: String,
+}
+
+/// Why a backend was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice<'a> {
+    /// The backend lists the client's region.
+    Region(&'a Backend),
+    /// No backend lists the region; this is the provider's nearest fallback.
+    Nearest(&'a Backend),
+    /// Blobs go to the upstream registry.
+    Upstream,
+}
+
+#[derive(Clone, Debug)]
+pub struct Backends {
+    backends: Vec<Backend>,
+    by_class: HashMap<Class, usize>,
+    /// Per provider: the backend for its regions that no backend lists.
+    nearest: HashMap<String, usize>,
+}
+
+/// The base URL the Go service uses for AWS regions without a bucket.
+pub const DEFAULT_AWS_BASE_URL: &str =
+    "https://prod-registry-k8s-io-us-east-1.s3.dualstack.us-east-1.amazonaws.com";
+
+/// (bucket region, other regions it serves); the bucket URL follows the
+/// pattern below except where given.
+const K8S_BUCKETS: &[(&str, &[&str])] = &[
+    ("af-south-1", &[]),
+    ("ap-east-1", &["ap-east-2", "cn-north-1", "cn-northwest-1"]),
+    ("ap-northeast-1", &[]),
+    ("ap-northeast-2", &[]),
+    ("ap-northeast-3", &[]),
+    ("ap-south-1", &[]),
+    ("ap-south-2", &[]),
+    ("ap-southeast-1", &[]),
+    ("ap-southeast-2", &[]),
+    ("ap-southeast-3", &[]),
+    ("ap-southeast-4", &[]),
+    ("ap-southeast-5", &[]),
+    ("ap-southeast-6", &[]),
+    ("ap-southeast-7", &[]),
+    ("ca-central-1", &[]),
+    ("ca-west-1", &[]),
+    ("eu-central-1", &[]),
+    ("eu-central-2", &[]),
+    ("eu-north-1", &[]),
+    ("eu-south-1", &[]),
+    ("eu-south-2", &[]),
+    ("eu-west-1", &[]),
+    ("eu-west-2", &[]),
+    ("eu-west-3", &[]),
+    ("il-central-1", &[]),
+    ("me-central-1", &[]),
+    ("me-south-1", &[]),
+    ("mx-central-1", &[]),
+    ("sa-east-1", &[]),
+    ("us-east-1", &[]),
+    ("us-east-2", &[]),
+    ("us-west-1", &[]),
+    ("us-west-2", &[]),
+];
+
+/// The London bucket predates the naming pattern.
+const EU_WEST_2_BUCKET: &str = "https://767373bbdcb8270361b96548387bf2a9ad0d48758c35-eu-west-2.s3.dualstack.eu-west-2.amazonaws.com";
+
+impl Backends {
+    /// registry.k8s.io's table, with `default_aws_base_url` for AWS regions
+    /// that have no bucket.
+    pub fn registry_k8s_io(default_aws_base_url: &str) -> Backends {
+        let mut backends = Vec::new();
+        let mut by_class = HashMap::new();
+        for (region, extra) in K8S_BUCKETS {
+            let base_url = match *region {
+                "eu-west-2" => EU_WEST_2_BUCKET.to_owned(),
+                r => format!("https://prod-registry-k8s-io-{r}.s3.dualstack.{r}.amazonaws.com"),
+            };
+            let index = backends.len();
+            backends.push(Backend {
+                name: format!("aws-{region}"),
+                base_url,
+            });
+            for r in std::iter::once(region).chain(extra.iter()) {
+                by_class.insert(
+                    Class {
+                        provider: "aws".into(),
+                        region: (*r).into(),
+                    },
+                    index,
+                );
+            }
+        }
+        backends.push(Backend {
+            name: "aws-default".into(),
+            base_url: default_aws_base_url.to_owned(),
+        });
+        let nearest = HashMap::from([("aws".to_owned(), backends.len() - 1)]);
+        Backends {
+            backends,
+            by_class,
+            nearest,
+        }
+    }
+
+    pub fn choose(&self, class: &Class) -> Choice<'_> {
+        if let Some(&i) = self.by_class.get(class) {
+            return Choice::Region(&self.backends[i]);
+        }
+        match self.nearest.get(&class.provider) {
+            Some(&i) => Choice::Nearest(&self.backends[i]),
+            None => Choice::Upstream,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(provider: &str, region: &str) -> Class {
+        Class {
+            provider: provider.into(),
+            region: region.into(),
+        }
+    }
+
+    #[test]
+    fn registry_k8s_io_table() {
+        let b = Backends::registry_k8s_io(DEFAULT_AWS_BASE_URL);
+        let url = |c: Choice| match c {
+            Choice::Region(b) | Choice::Nearest(b) => b.base_url.clone(),
+            Choice::Upstream => "upstream".into(),
+        };
+        assert_eq!(
+            url(b.choose(&class("aws", "eu-west-3"))),
+            "https://prod-registry-k8s-io-eu-west-3.s3.dualstack.eu-west-3.amazonaws.com"
+        );
+        assert_eq!(
+            url(b.choose(&class("aws", "cn-north-1"))),
+            "https://prod-registry-k8s-io-ap-east-1.s3.dualstack.ap-east-1.amazonaws.com"
+        );
+        assert!(url(b.choose(&class("aws", "eu-west-2"))).starts_with("https://767373bb"));
+        assert!(matches!(
+            b.choose(&class("aws", "GLOBAL")),
+            Choice::Nearest(b) if b.base_url == DEFAULT_AWS_BASE_URL
+        ));
+        assert_eq!(b.choose(&class("gcp", "europe-west1")), Choice::Upstream);
+        assert_eq!(b.choose(&Class::unknown()), Choice::Upstream);
+    }
+}

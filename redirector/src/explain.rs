@@ -1,0 +1,137 @@
+//! `redirector explain <ip>...`: why an address is classified the way it
+//! is, and where its blob pulls would go.
+
+use std::{fmt::Write as _, net::IpAddr, path::PathBuf};
+
+use anyhow::{Context as _, Result};
+use steer_user::{CLASS_UNKNOWN, LiveMaps, ranges::Ranges};
+
+use crate::{
+    backends::{Backends, Choice, DEFAULT_AWS_BASE_URL},
+    range_args::RangeArgs,
+};
+
+/// Where a running instance pins its maps unless told otherwise.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/steer";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Addresses to explain (IPv4 or IPv6).
+    #[arg(required = true, value_name = "IP")]
+    addrs: Vec<IpAddr>,
+    /// Also show the answer of the live kernel maps of a running instance.
+    #[arg(long)]
+    kernel: bool,
+    /// Where the running instance pinned its maps.
+    #[arg(long, value_name = "DIR", env = "STEER_PIN_DIR", default_value = DEFAULT_PIN_DIR)]
+    pin_dir: PathBuf,
+    /// Blob base URL for AWS regions without a bucket of their own.
+    #[arg(long, value_name = "URL", env = "DEFAULT_AWS_BASE_URL", default_value = DEFAULT_AWS_BASE_URL)]
+    default_aws_base_url: String,
+    #[command(flatten)]
+    ranges: RangeArgs,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let ranges = args
+        .ranges
+        .sources()
+        .load(None)
+        .context("loading ranges")?
+        .ranges;
+    let backends = Backends::registry_k8s_io(&args.default_aws_base_url);
+    let live = if args.kernel {
+        Some(LiveMaps::open(&args.pin_dir).with_context(|| {
+            format!(
+                "--kernel: no running instance has its maps pinned at {} (start `redirector watch`, or pass --pin-dir)",
+                args.pin_dir.display()
+            )
+        })?)
+    } else {
+        None
+    };
+    let mut out = String::new();
+    for &addr in &args.addrs {
+        explain(&mut out, addr, &ranges, &backends, live.as_ref())?;
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn explain(
+    out: &mut String,
+    addr: IpAddr,
+    ranges: &Ranges,
+    backends: &Backends,
+    live: Option<&LiveMaps>,
+) -> Result<()> {
+    let table = &ranges.table;
+    let found = ranges.classifier.lookup(addr);
+    let id = found.map_or(CLASS_UNKNOWN, |(_, id)| id);
+    let class = table
+        .class(id)
+        .cloned()
+        .unwrap_or_else(steer_user::Class::unknown);
+    let _ = writeln!(out, "{addr}");
+    match found {
+        Some((net, _)) => {
+            let info = table
+                .prefix_info(net)
+                .expect("the classifier holds only the table's prefixes");
+            let origin = ranges
+                .origin_of(info.feed)
+                .map_or("", |f| f.origin.as_str());
+            let _ = writeln!(out, "  prefix   {net}");
+            let _ = writeln!(out, "  class    {class} (id {id})");
+            let _ = writeln!(out, "  service  {}", or_dash(info.services));
+            let _ = writeln!(
+                out,
+                "  feed     {}, created {}, from {origin}",
+                info.feed.name,
+                or_dash(&info.feed.created)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "  prefix   none: no feed lists this address");
+            let _ = writeln!(out, "  class    unknown (id 0)");
+        }
+    }
+    let backend = match backends.choose(&class) {
+        Choice::Region(b) => format!("{} {} (serves {})", b.name, b.base_url, class.region),
+        Choice::Nearest(b) => format!(
+            "{} {} (nearest: no backend lists {class})",
+            b.name, b.base_url
+        ),
+        Choice::Upstream => "upstream registry".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "  backend  {backend} for blobs; other requests go upstream"
+    );
+    if let Some(live) = live {
+        let k = live
+            .lookup(addr)
+            .with_context(|| format!("reading the live maps at {}", live.dir().display()))?;
+        let name = k
+            .name
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+        let agrees = k.name.as_ref().unwrap_or(&steer_user::Class::unknown()) == &class;
+        let _ = writeln!(
+            out,
+            "  kernel   {name} (id {}, generation {}){}",
+            k.class,
+            k.generation,
+            if agrees {
+                ""
+            } else {
+                "  DIFFERS: the running instance has other ranges loaded"
+            }
+        );
+    }
+    Ok(())
+}
+
+fn or_dash(s: &str) -> &str {
+    if s.is_empty() { "-" } else { s }
+}
