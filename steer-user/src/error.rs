@@ -100,6 +100,8 @@ pub enum FeedError {
         after: usize,
         max_percent: f64,
     },
+    #[error("{feed}: missing from the snapshot; keeping the last good copy")]
+    Missing { feed: &'static str },
     #[error("snapshot line {line}: {reason}")]
     Snapshot { line: usize, reason: String },
     #[error("writing {path}", path = path.display())]

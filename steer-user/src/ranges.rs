@@ -196,6 +196,27 @@ impl RangeSources {
                 }
             },
         };
+        // A feed that vanished from the snapshot is a feed that shrank to
+        // nothing: keep its last copy. (`ranges update` never drops one;
+        // removing a provider takes a restart.)
+        for f in last.into_iter().flat_map(|l| &l.feeds) {
+            let gone = f.key.starts_with("snapshot ")
+                && snapshot.feed(f.kind).is_none()
+                && !self.feeds.iter().any(|(k, _)| *k == f.kind);
+            if gone {
+                let e = FeedError::Missing {
+                    feed: f.kind.name(),
+                };
+                warn!(error = %e, "keeping the last good copy");
+                kept.push(e);
+                units.push(Unit {
+                    kind: f.kind,
+                    key: f.key.clone(),
+                    origin: f.origin.clone(),
+                    feed: Ok(f.feed.clone()),
+                });
+            }
+        }
         for f in snapshot.feeds() {
             if self.feeds.iter().any(|(k, _)| *k == f.kind) {
                 continue;

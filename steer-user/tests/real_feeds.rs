@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use steer_user::{
     Classifier, RangeTable,
-    feeds::{read_aws, read_gcp},
+    feeds::{FeedKind, FeedOrigin, Snapshot, SnapshotFeed, read_aws, read_gcp},
 };
 
 fn ranges() -> PathBuf {
@@ -57,4 +57,56 @@ fn real_table_answers_known_addresses() {
     assert_eq!(name("2a05:d012::1"), "aws/eu-west-3");
     assert_eq!(name("34.35.1.1"), "gcp/africa-south1");
     assert_eq!(name("198.51.100.7"), "unknown");
+}
+
+/// The embedded snapshot is what `redirector ranges compile` makes of the
+/// shared feeds, as long as they are the ones it was compiled from; either
+/// way it gives the same table as the raw feeds of its dates.
+#[test]
+fn embedded_snapshot_matches_the_real_feeds() {
+    let aws = read_aws(&ranges().join("aws-ip-ranges.json")).unwrap();
+    let gcp = read_gcp(&ranges().join("gcp-cloud.json")).unwrap();
+    let embedded = Snapshot::embedded();
+    let created: Vec<&str> = embedded
+        .feeds()
+        .iter()
+        .map(|f| f.feed.created.as_str())
+        .collect();
+    if created != [aws.created.as_str(), gcp.created.as_str()] {
+        eprintln!(
+            "shared feeds ({}, {}) are newer than the embedded snapshot ({created:?}): regenerate it",
+            aws.created, gcp.created
+        );
+        return;
+    }
+    let mut rebuilt = Snapshot::default();
+    for (kind, feed) in [(FeedKind::Aws, aws.clone()), (FeedKind::Gcp, gcp.clone())] {
+        rebuilt.insert(SnapshotFeed {
+            kind,
+            origin: FeedOrigin {
+                source: kind.default_url().unwrap().to_owned(),
+                ..FeedOrigin::default()
+            },
+            feed,
+        });
+    }
+    assert!(
+        rebuilt == embedded,
+        "steer-user/data/ranges.snapshot is stale: rerun `redirector ranges compile`"
+    );
+
+    let raw = RangeTable::compile(&[aws, gcp]);
+    let feeds: Vec<_> = embedded.feeds().iter().map(|f| f.feed.clone()).collect();
+    let from_snapshot = RangeTable::compile(&feeds);
+    assert_eq!(raw.v4(), from_snapshot.v4());
+    assert_eq!(raw.v6(), from_snapshot.v6());
+    assert_eq!(
+        raw.classes().collect::<Vec<_>>(),
+        from_snapshot.classes().collect::<Vec<_>>()
+    );
+    let net = "35.180.0.0/16".parse().unwrap();
+    assert_eq!(
+        raw.prefix_info(net).unwrap().services,
+        from_snapshot.prefix_info(net).unwrap().services
+    );
 }

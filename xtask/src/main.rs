@@ -31,8 +31,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Attach the classifier to an interface (default lo) with the real
-    /// ranges and print live per-class counters until Ctrl-C.
+    /// Attach the classifier to an interface (default lo) with the
+    /// embedded ranges (or the snapshot `redirector ranges update` wrote)
+    /// and print live per-class counters until Ctrl-C.
     Run {
         /// Extra arguments for `redirector watch` (e.g. --iface eth0).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -50,6 +51,9 @@ enum Bench {
     /// Per-packet cost of the XDP program (BPF_PROG_TEST_RUN) against a
     /// bare XDP_PASS program measured in the same run.
     Xdp,
+    /// Userspace lookups against a sorted-vector baseline, kernel map
+    /// loads one by one against batched, memory of the compiled table.
+    Lpm,
 }
 
 fn main() -> Result<()> {
@@ -80,18 +84,16 @@ fn main() -> Result<()> {
             require_root("run")?;
             setup::run(setup::Mode::IfMissing)?;
             cargo(&["build", "--release", "--locked", "--package", "redirector"])?;
-            let ranges = ranges_dir(&root);
             let mut cmd = Command::new(root.join("target/release/redirector"));
-            cmd.arg("watch")
-                .arg("--aws-feed")
-                .arg(ranges.join("aws-ip-ranges.json"))
-                .arg("--gcp-feed")
-                .arg(ranges.join("gcp-cloud.json"))
-                .args(&args);
+            cmd.arg("watch").args(&args);
             status(cmd)
         }
-        Task::Bench { which: Bench::Xdp } => {
-            require_root("bench xdp")?;
+        Task::Bench { which } => {
+            let name = match which {
+                Bench::Xdp => "xdp",
+                Bench::Lpm => "lpm",
+            };
+            require_root(&format!("bench {name}"))?;
             setup::run(setup::Mode::IfMissing)?;
             cargo(&[
                 "bench",
@@ -99,7 +101,7 @@ fn main() -> Result<()> {
                 "--package",
                 "steer-tests",
                 "--bench",
-                "xdp",
+                name,
             ])
         }
     }
@@ -110,14 +112,6 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask sits inside the workspace")
         .to_owned()
-}
-
-/// The real provider feeds: `$STEER_RANGES_DIR`, else `shared/ranges`
-/// beside the repository.
-fn ranges_dir(root: &Path) -> PathBuf {
-    std::env::var_os("STEER_RANGES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared/ranges"))
 }
 
 fn require_root(task: &str) -> Result<()> {

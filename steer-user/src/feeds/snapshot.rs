@@ -242,6 +242,12 @@ impl Snapshot {
                 reason: format!("feed `{kind}` has no `end` (truncated file?)"),
             });
         }
+        if snapshot.feeds.is_empty() {
+            return Err(FeedError::Snapshot {
+                line: text.lines().count(),
+                reason: "no feed in the snapshot (truncated file?)".to_owned(),
+            });
+        }
         snapshot.feeds.sort_by_key(|f| f.kind);
         Ok(snapshot)
     }
@@ -363,6 +369,9 @@ mod tests {
         let cut = &text[..text.rfind("end").unwrap()];
         let err = Snapshot::parse(cut).unwrap_err();
         assert!(err.to_string().contains("has no `end`"), "{err}");
+        let header = &text[..text.find("feed").unwrap()];
+        let err = Snapshot::parse(header).unwrap_err();
+        assert!(err.to_string().contains("no feed"), "{err}");
         let err = Snapshot::parse("hello\n").unwrap_err();
         assert_eq!(
             err.to_string(),
