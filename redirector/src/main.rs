@@ -6,7 +6,6 @@ mod range_args;
 mod ranges;
 mod watch;
 
-use anyhow::Result;
 use clap::{Parser, Subcommand};
 use steer_user::AttachMode;
 use tracing_subscriber::EnvFilter;
@@ -38,7 +37,7 @@ fn parse_mode(s: &str) -> Result<AttachMode, String> {
     s.parse()
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Services log what they do; one-shot commands only what went wrong.
     let default_level = match cli.command {
@@ -51,9 +50,17 @@ fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
+    let result = match cli.command {
         Command::Watch(args) => watch::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Ranges(command) => ranges::run(command),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, cause chain included: what operators grep for.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

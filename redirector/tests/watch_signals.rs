@@ -69,10 +69,16 @@ fn stop_and_check(signal: i32, name: &str) {
             "--interval",
             "0.2",
         ])
-        .arg("--aws-feed")
-        .arg(ranges.join("aws-ip-ranges.json"))
-        .arg("--gcp-feed")
-        .arg(ranges.join("gcp-cloud.json"))
+        .arg("--feed")
+        .arg(format!(
+            "aws={}",
+            ranges.join("aws-ip-ranges.json").display()
+        ))
+        .arg("--feed")
+        .arg(format!("gcp={}", ranges.join("gcp-cloud.json").display()))
+        .arg("--snapshot")
+        .arg("/nonexistent/steer-test.snapshot")
+        .arg("--no-pin")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

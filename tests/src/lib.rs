@@ -2,6 +2,7 @@
 //! namespace guards, and the rule for when a kernel test may skip.
 
 pub mod addrs;
+pub mod feed_server;
 pub mod netns;
 pub mod packet;
 
@@ -31,6 +32,30 @@ pub fn load_or_skip(test: &str) -> Option<Steer> {
             eprintln!("SKIPPED {reason}");
             None
         }
+    }
+}
+
+/// A directory on bpffs for a test's pinned maps, removed on drop.
+pub struct PinDir(PathBuf);
+
+impl PinDir {
+    pub fn new(tag: &str) -> PinDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        PinDir(PathBuf::from(format!(
+            "/sys/fs/bpf/steer-test-{}-{n}-{tag}",
+            std::process::id()
+        )))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

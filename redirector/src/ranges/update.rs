@@ -91,10 +91,13 @@ pub fn run(args: Args) -> Result<()> {
     let mut next = base.clone();
     let mut failures = Vec::new();
     for (kind, url) in &targets {
-        // Validators only from a file on disk with the same source: the
-        // embedded copy was never fetched by this machine.
-        let last = base.feed(*kind);
-        let validators = last.filter(|f| have_file && &f.origin.source == url);
+        // The shrink check compares like with like: a copy from the same
+        // source (the embedded one included). A new source is the
+        // operator's choice and starts its own history.
+        let last = base.feed(*kind).filter(|f| &f.origin.source == url);
+        // Validators only from a file on disk: the embedded copy was never
+        // fetched by this machine.
+        let validators = last.filter(|_| have_file);
         match fetch(&agent, *kind, url, validators, last, args.max_shrink) {
             Ok(Outcome::NotModified) => println!("{kind}: not modified ({url})"),
             Ok(Outcome::Updated(feed)) => {

@@ -1,0 +1,264 @@
+//! `redirector ranges update|compile` and `explain`, run as a user would:
+//! feeds served by a local HTTP server, no other network.
+
+use std::{
+    path::Path,
+    process::{Command, Output},
+};
+
+use steer_tests::feed_server::{FeedServer, Served};
+use steer_user::feeds::{FeedKind, Snapshot};
+
+fn redirector(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_redirector"))
+        .args(args)
+        .env_remove("STEER_SNAPSHOT")
+        .env_remove("DEFAULT_AWS_BASE_URL")
+        .output()
+        .expect("run redirector")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+pub fn aws_feed(created: &str, prefixes: &[(&str, &str)]) -> String {
+    let rows: Vec<String> = prefixes
+        .iter()
+        .map(|(p, r)| format!(r#"{{"ip_prefix":"{p}","region":"{r}","service":"EC2"}}"#))
+        .collect();
+    format!(
+        r#"{{"syncToken":"1","createDate":"{created}","prefixes":[{}],"ipv6_prefixes":[]}}"#,
+        rows.join(",")
+    )
+}
+
+fn aws_region(snapshot: &Path, prefix: &str) -> String {
+    let s = Snapshot::read(snapshot).unwrap();
+    let feed = &s.feed(FeedKind::Aws).unwrap().feed;
+    feed.entries
+        .iter()
+        .find(|e| e.prefix.to_string() == prefix)
+        .map(|e| e.region.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn update_fetches_conditionally_and_keeps_the_last_good_copy() {
+    let server = FeedServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("state/ranges.snapshot");
+    let snap = snapshot.to_str().unwrap();
+    let url = server.url("ip-ranges.json");
+    let url_arg = format!("aws={url}");
+    let update = || redirector(&["ranges", "update", "--snapshot", snap, "--url", &url_arg]);
+
+    let v1 = aws_feed(
+        "c1",
+        &[
+            ("35.180.0.0/16", "eu-west-3"),
+            ("36.0.0.0/8", "x"),
+            ("37.0.0.0/8", "y"),
+            ("38.0.0.0/8", "z"),
+        ],
+    );
+    server.set("ip-ranges.json", &v1, "\"v1\"");
+    let out = update();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("aws: updated, 4 entries, created c1"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(aws_region(&snapshot, "35.180.0.0/16"), "eu-west-3");
+    let s = Snapshot::read(&snapshot).unwrap();
+    let origin = &s.feed(FeedKind::Aws).unwrap().origin;
+    assert_eq!(
+        (origin.source.as_str(), origin.etag.as_deref()),
+        (url.as_str(), Some("\"v1\""))
+    );
+    assert!(origin.fetched.is_some());
+    assert!(
+        s.feed(FeedKind::Gcp).is_some(),
+        "the embedded GCP feed is carried along"
+    );
+
+    // Unchanged upstream: a conditional request, a 304, the file untouched.
+    let before = std::fs::read(&snapshot).unwrap();
+    let out = update();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("aws: not modified"), "{}", text(&out));
+    assert_eq!(
+        server.log().last(),
+        Some(&Served {
+            path: "/ip-ranges.json".into(),
+            if_none_match: Some("\"v1\"".into()),
+            status: 304
+        })
+    );
+    assert_eq!(std::fs::read(&snapshot).unwrap(), before);
+
+    // Broken JSON: refused with a reason, exit non-zero, old copy stays.
+    server.set(
+        "ip-ranges.json",
+        "{\"createDate\": \"c2\", \"prefixes\": [",
+        "\"v2\"",
+    );
+    let out = update();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("aws: kept the last good copy"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("not valid JSON"), "{}", text(&out));
+    assert_eq!(std::fs::read(&snapshot).unwrap(), before);
+
+    // A bad entry is named.
+    server.set(
+        "ip-ranges.json",
+        &aws_feed(
+            "c3",
+            &[("35.180.0.0/16", "eu-west-3"), ("999.0.0.0/8", "x")],
+        ),
+        "\"v3\"",
+    );
+    let out = update();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("prefixes[1]: `999.0.0.0/8` is not an IP prefix"),
+        "{}",
+        text(&out)
+    );
+
+    // Shrunk by half: refused.
+    server.set(
+        "ip-ranges.json",
+        &aws_feed("c4", &[("35.180.0.0/16", "eu-west-1"), ("36.0.0.0/8", "x")]),
+        "\"v4\"",
+    );
+    let out = update();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("shrank from 4 to 2 prefixes"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(std::fs::read(&snapshot).unwrap(), before);
+
+    // A real change: new answer, new validator.
+    let v5 = aws_feed(
+        "c5",
+        &[
+            ("35.180.0.0/16", "eu-west-1"),
+            ("36.0.0.0/8", "x"),
+            ("37.0.0.0/8", "y"),
+            ("38.0.0.0/8", "z"),
+        ],
+    );
+    server.set("ip-ranges.json", &v5, "\"v5\"");
+    let out = update();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(aws_region(&snapshot, "35.180.0.0/16"), "eu-west-1");
+    let out = redirector(&["explain", "--snapshot", snap, "35.180.1.1"]);
+    assert!(
+        text(&out).contains("class    aws/eu-west-1"),
+        "{}",
+        text(&out)
+    );
+
+    // A server that is not there: a clear error, the snapshot kept.
+    let gone = "aws=http://127.0.0.1:9/ip-ranges.json";
+    let out = redirector(&[
+        "ranges",
+        "update",
+        "--snapshot",
+        snap,
+        "--url",
+        gone,
+        "--timeout",
+        "2",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("fetching http://127.0.0.1:9/ip-ranges.json"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(aws_region(&snapshot, "35.180.0.0/16"), "eu-west-1");
+}
+
+#[test]
+fn explain_answers_from_the_embedded_ranges_with_no_network() {
+    let out = redirector(&[
+        "explain",
+        "--snapshot",
+        "/nonexistent/ranges.snapshot",
+        "35.180.1.1",
+        "198.51.100.7",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    for want in [
+        "35.180.1.1\n  prefix   35.180.0.0/16\n  class    aws/eu-west-3 (id ",
+        "  service  AMAZON,EC2\n",
+        "  feed     aws, created 2026-07-29-08-27-05, from embedded snapshot (https://ip-ranges.amazonaws.com/ip-ranges.json)\n",
+        "  backend  aws-eu-west-3 https://prod-registry-k8s-io-eu-west-3.s3.dualstack.eu-west-3.amazonaws.com",
+        "198.51.100.7\n  prefix   none: no feed lists this address\n  class    unknown (id 0)\n  backend  upstream registry",
+    ] {
+        assert!(t.contains(want), "missing {want:?} in:\n{t}");
+    }
+}
+
+#[test]
+fn explain_with_a_custom_list_and_its_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let custom = dir.path().join("sponsors.csv");
+    std::fs::write(&custom, "# sponsors\n35.180.1.0/24,sponsor,paris,mirror\n").unwrap();
+    let c = custom.to_str().unwrap();
+    let out = redirector(&[
+        "explain",
+        "--snapshot",
+        "/nonexistent/x",
+        "--custom",
+        c,
+        "35.180.1.1",
+    ]);
+    assert!(
+        text(&out).contains("class    sponsor/paris"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("backend  upstream registry"),
+        "{}",
+        text(&out)
+    );
+
+    std::fs::write(&custom, "35.180.1.0/24,sponsor\n").unwrap();
+    let out = redirector(&[
+        "explain",
+        "--snapshot",
+        "/nonexistent/x",
+        "--custom",
+        c,
+        "35.180.1.1",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(&format!("{c}: custom: line 1: 2 fields")),
+        "{}",
+        text(&out)
+    );
+    let out = redirector(&["explain", "--feed", "digitalocean=x", "1.1.1.1"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("unknown feed `digitalocean`"),
+        "{}",
+        text(&out)
+    );
+}

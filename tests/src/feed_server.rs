@@ -1,0 +1,150 @@
+//! A tiny HTTP server on loopback that serves feed files with ETags, for
+//! `redirector ranges update` tests. It answers GET with 200 and the
+//! body, or 304 when `If-None-Match` names the current ETag, and records
+//! every request.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::Duration,
+};
+
+/// What one request asked and got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Served {
+    pub path: String,
+    pub if_none_match: Option<String>,
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct State {
+    files: HashMap<String, (String, String)>,
+    log: Vec<Served>,
+}
+
+/// Stops and joins the server thread on drop.
+pub struct FeedServer {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl FeedServer {
+    pub fn start() -> FeedServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (state, stop) = (state.clone(), stop.clone());
+            thread::spawn(move || {
+                for conn in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if let Ok(conn) = conn {
+                        serve(conn, &state);
+                    }
+                }
+            })
+        };
+        FeedServer {
+            addr,
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.addr)
+    }
+
+    /// Serves `body` at `/<path>` with ETag `etag` (quoted by the caller).
+    pub fn set(&self, path: &str, body: &str, etag: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .files
+            .insert(format!("/{path}"), (body.to_owned(), etag.to_owned()));
+    }
+
+    /// Requests served so far, oldest first.
+    pub fn log(&self) -> Vec<Served> {
+        self.state.lock().unwrap().log.clone()
+    }
+}
+
+impl Drop for FeedServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(conn: TcpStream, state: &Mutex<State>) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut reader = BufReader::new(conn.try_clone().expect("clone stream"));
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_owned();
+    let mut if_none_match = None;
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if line.trim().is_empty() => break,
+            Ok(_) => {
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("if-none-match")
+                {
+                    if_none_match = Some(value.trim().to_owned());
+                }
+            }
+        }
+    }
+    let mut st = state.lock().unwrap();
+    let (status, head, body) = match st.files.get(&path) {
+        None => (404, String::new(), String::new()),
+        Some((_, etag)) if if_none_match.as_deref() == Some(etag.as_str()) => {
+            (304, format!("ETag: {etag}\r\n"), String::new())
+        }
+        Some((body, etag)) => (200, format!("ETag: {etag}\r\n"), body.clone()),
+    };
+    st.log.push(Served {
+        path,
+        if_none_match,
+        status,
+    });
+    drop(st);
+    let reason = match status {
+        200 => "OK",
+        304 => "Not Modified",
+        _ => "Not Found",
+    };
+    let mut conn = conn;
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status} {reason}\r\n{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
