@@ -50,7 +50,7 @@ pub enum Error {
         #[source]
         source: aya::pin::PinError,
     },
-    #[error("opening the pinned map {path} (is an instance running with maps pinned there?)", path = path.display())]
+    #[error("opening the pinned map {path}", path = path.display())]
     OpenPin {
         path: PathBuf,
         #[source]

@@ -1,0 +1,263 @@
+//! Live refresh end to end: a feed changes on a local HTTP server,
+//! `redirector ranges update` rewrites the snapshot, `redirector watch`
+//! reloads on SIGHUP into the other map generation, `explain --kernel`
+//! shows the new answer from the live maps, and a TCP connection opened
+//! before the reload keeps working. Needs root; runs in namespaces.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use socket2::{Domain, Socket, Type};
+use steer_tests::{
+    PinDir, REQUIRE_XDP,
+    addrs::{AWS4, SERVER4},
+    feed_server::FeedServer,
+    netns::{Netns, veth},
+};
+
+const PORT: u16 = 5000;
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn redirector(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_redirector"))
+        .args(args)
+        .env_remove("STEER_SNAPSHOT")
+        .output()
+        .expect("run redirector")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn aws_feed(created: &str, region: &str) -> String {
+    format!(
+        r#"{{"createDate":"{created}","prefixes":[
+            {{"ip_prefix":"35.180.0.0/16","region":"{region}","service":"EC2"}},
+            {{"ip_prefix":"36.0.0.0/8","region":"x","service":"EC2"}}],"ipv6_prefixes":[]}}"#
+    )
+}
+
+/// Waits for a stdout line containing `want`; returns it.
+fn wait_for(lines: &mpsc::Receiver<String>, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(want) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no line with {want:?} from redirector watch: {e}"),
+        }
+    }
+}
+
+/// A connection from `src` to the server; one echo round trip.
+fn connect_from(src: &str) -> TcpStream {
+    let src: IpAddr = src.parse().unwrap();
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(src, 0).into()).unwrap();
+    socket
+        .connect_timeout(
+            &SocketAddr::new(SERVER4.parse().unwrap(), PORT).into(),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|e| panic!("connect from {src}: {e}"));
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+}
+
+fn echo(stream: &mut TcpStream, byte: u8) {
+    stream.write_all(&[byte]).expect("send");
+    let mut b = [0u8; 1];
+    stream.read_exact(&mut b).expect("echo");
+    assert_eq!(b[0], byte);
+}
+
+fn kernel_line(snapshot: &str, pins: &str) -> String {
+    let out = redirector(&[
+        "explain",
+        "--kernel",
+        "--pin-dir",
+        pins,
+        "--snapshot",
+        snapshot,
+        "35.180.1.1",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    text(&out)
+        .lines()
+        .find(|l| l.trim_start().starts_with("kernel"))
+        .unwrap_or_else(|| panic!("no kernel line in {}", text(&out)))
+        .to_owned()
+}
+
+#[test]
+fn feed_change_reaches_the_kernel_on_sighup_without_dropping_connections() {
+    if !is_root() {
+        assert_ne!(std::env::var(REQUIRE_XDP).as_deref(), Ok("1"), "needs root");
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let server = FeedServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("ranges.snapshot");
+    let snap = snapshot.to_str().unwrap();
+    let url = format!("aws={}", server.url("aws.json"));
+    let update = || redirector(&["ranges", "update", "--snapshot", snap, "--url", &url]);
+    server.set("aws.json", &aws_feed("c1", "eu-west-3"), "\"v1\"");
+    let out = update();
+    assert!(out.status.success(), "{}", text(&out));
+
+    let srv = Netns::new("refresh-s");
+    let cli = Netns::new("refresh-c");
+    veth(&srv, "steer-rs", &[SERVER4], &cli, "steer-rc", &[AWS4]);
+    let pins = PinDir::new("refresh");
+    let pin_dir = pins.path().to_str().unwrap().to_owned();
+
+    // nsenter, not `ip netns exec`: that one also remounts /sys, which
+    // hides bpffs and so the pins.
+    let child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", srv.name()))
+        .arg(env!("CARGO_BIN_EXE_redirector"))
+        .args([
+            "watch",
+            "--iface",
+            "steer-rs",
+            "--mode",
+            "generic",
+            "--port",
+            "5000",
+            "--interval",
+            "0.5",
+            "--reload-interval",
+            "0",
+            "--snapshot",
+            snap,
+            "--pin-dir",
+            &pin_dir,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start redirector watch");
+    let mut watch = Running(child);
+    let (tx, lines) = mpsc::channel();
+    let stdout = watch.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    wait_for(&lines, "steer: XDP on steer-rs");
+    let first = kernel_line(snap, &pin_dir);
+    assert!(
+        first.contains("aws/eu-west-3") && first.contains("generation 1"),
+        "{first}"
+    );
+
+    // An echo server in the server namespace: each connection is echoed
+    // until the client closes it.
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let echo_server = srv.spawn(move || {
+        let listener = TcpListener::bind((SERVER4, PORT)).expect("listen");
+        ready_tx.send(()).unwrap();
+        let mut handles = Vec::new();
+        for _ in 0..2 {
+            let (mut conn, _) = listener.accept().expect("accept");
+            conn.set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            handles.push(std::thread::spawn(move || {
+                let mut b = [0u8; 1];
+                while conn.read_exact(&mut b).is_ok() {
+                    if conn.write_all(&b).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        for h in handles {
+            h.join().unwrap();
+        }
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("echo server");
+
+    let mut before = cli
+        .spawn(|| {
+            let mut s = connect_from(AWS4);
+            echo(&mut s, 1);
+            s
+        })
+        .join()
+        .expect("first connection");
+
+    // The feed changes; the update fetches it; SIGHUP reloads.
+    server.set("aws.json", &aws_feed("c2", "eu-west-1"), "\"v2\"");
+    let out = update();
+    assert!(text(&out).contains("aws: updated"), "{}", text(&out));
+    // SAFETY: kill on a child pid we own (nsenter execs redirector).
+    assert_eq!(unsafe { libc::kill(watch.0.id() as i32, libc::SIGHUP) }, 0);
+    let reloaded = wait_for(&lines, "ranges reloaded (SIGHUP)");
+    assert!(reloaded.contains("generation 2"), "{reloaded}");
+
+    let second = kernel_line(snap, &pin_dir);
+    assert!(
+        second.contains("aws/eu-west-1") && second.contains("generation 2"),
+        "{second}"
+    );
+    assert!(!second.contains("DIFFERS"), "{second}");
+
+    // The connection from before the reload still works; a new one too.
+    echo(&mut before, 2);
+    let after = cli.spawn(|| {
+        let mut s = connect_from(AWS4);
+        echo(&mut s, 3);
+    });
+    after.join().expect("connection after the reload");
+    echo(&mut before, 4);
+    drop(before);
+
+    // A SIGHUP with nothing new leaves the maps alone.
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(watch.0.id() as i32, libc::SIGHUP) }, 0);
+    wait_for(&lines, "ranges unchanged (SIGHUP)");
+    assert!(kernel_line(snap, &pin_dir).contains("generation 2"));
+
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(watch.0.id() as i32, libc::SIGTERM) }, 0);
+    let status = watch.0.wait().expect("wait");
+    assert!(status.success(), "watch exited with {status}");
+    echo_server.join().expect("echo server");
+    assert!(
+        !pins.path().join("STEER_ACTIVE").exists(),
+        "pins removed on exit"
+    );
+}
