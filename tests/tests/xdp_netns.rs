@@ -7,8 +7,12 @@
 use std::{
     io::{Read, Write},
     net::{IpAddr, SocketAddr, TcpListener},
-    sync::mpsc,
-    time::Duration,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    time::{Duration, Instant},
 };
 
 use socket2::{Domain, Socket, Type};
@@ -16,9 +20,12 @@ use steer_tests::{
     addrs::{AWS_CLASS, AWS4, AWS6, GCP_CLASS, GCP4, SERVER4, SERVER6, UNLISTED4, UNLISTED6},
     load_or_skip,
     netns::{Netns, veth},
-    real_table,
+    real_feeds, real_table,
 };
-use steer_user::{AttachMode, Class, FlowClass, RangeTable};
+use steer_user::{
+    AttachMode, Class, FlowClass, RangeTable,
+    feeds::{Feed, FeedEntry},
+};
 
 const PORT: u16 = 5000;
 
@@ -168,4 +175,113 @@ fn native_xdp_classifies_real_clients() {
 #[test]
 fn generic_xdp_classifies_real_clients() {
     classify_across_namespaces(AttachMode::Generic, "generic_xdp_classifies_real_clients");
+}
+
+/// Reloads back to back while a client keeps connecting: the swap between
+/// generations never lets a SYN read unknown, and no connection fails.
+/// The two tables give the client's address different class ids.
+#[test]
+fn reloads_under_traffic_never_read_unknown() {
+    let Some(mut steer) = load_or_skip("reloads_under_traffic_never_read_unknown") else {
+        return;
+    };
+    let a = real_table();
+    let mut feeds = real_feeds();
+    feeds.insert(
+        0,
+        Feed {
+            name: "custom",
+            created: String::new(),
+            entries: vec![FeedEntry {
+                prefix: "198.18.0.0/15".parse().unwrap(),
+                provider: "aaa".into(),
+                region: "first".into(),
+                service: String::new(),
+            }],
+        },
+    );
+    let b = Arc::new(RangeTable::compile(&feeds));
+    assert_ne!(
+        a.class_id("aws", "eu-west-3"),
+        b.class_id("aws", "eu-west-3"),
+        "the tables must number the class differently"
+    );
+    steer.load_table(a.clone()).unwrap();
+    steer.set_service_ports(&[PORT]).unwrap();
+
+    let srv = Netns::new("reload-s");
+    let cli = Netns::new("reload-c");
+    veth(&srv, "steer-ls", &[SERVER4], &cli, "steer-lc", &[AWS4]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let server = {
+        let stop = stop.clone();
+        srv.spawn(move || {
+            steer
+                .attach("steer-ls", AttachMode::Native)
+                .expect("attach");
+            let listener = TcpListener::bind((SERVER4, PORT)).expect("listen");
+            listener.set_nonblocking(true).unwrap();
+            ready_tx.send(steer).ok().expect("hand over");
+            let mut accepted = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        conn.set_nonblocking(false).unwrap();
+                        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                        let mut b = [0u8; 1];
+                        conn.read_exact(&mut b).unwrap();
+                        conn.write_all(&b).unwrap();
+                        accepted += 1;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    Err(e) => panic!("accept: {e}"),
+                }
+            }
+            accepted
+        })
+    };
+    let mut steer = ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("server");
+
+    let client = {
+        let stop = stop.clone();
+        cli.spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(3);
+            let mut made = 0u64;
+            while made < 3000 && Instant::now() < deadline {
+                connect_from(AWS4);
+                made += 1;
+            }
+            stop.store(true, Ordering::SeqCst);
+            made
+        })
+    };
+    let mut reloads = 0u32;
+    while !stop.load(Ordering::SeqCst) && reloads < 400 {
+        let next = if reloads % 2 == 0 { &b } else { &a };
+        steer.load_table(next.clone()).expect("reload");
+        reloads += 1;
+    }
+    let made = client.join().expect("client");
+    let accepted = server.join().expect("server");
+    assert_eq!(made, accepted);
+    assert!(
+        reloads >= 10 && made >= 100,
+        "{reloads} reloads, {made} connections"
+    );
+
+    let counters = steer.class_counters().unwrap();
+    let unknown = counters[&Class::unknown()].syns;
+    let eu = counters[&Class {
+        provider: "aws".into(),
+        region: "eu-west-3".into(),
+    }]
+        .syns;
+    assert_eq!(unknown, 0, "a SYN read unknown during a swap");
+    // Retransmitted SYNs count too, so at least one per connection.
+    assert!(eu >= made, "{eu} SYNs counted for {made} connections");
 }
