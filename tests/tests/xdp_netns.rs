@@ -222,7 +222,9 @@ fn reloads_under_traffic_never_read_unknown() {
                 .expect("attach");
             let listener = TcpListener::bind((SERVER4, PORT)).expect("listen");
             listener.set_nonblocking(true).unwrap();
-            ready_tx.send(steer).ok().expect("hand over");
+            if ready_tx.send(steer).is_err() {
+                panic!("the test thread is gone");
+            }
             let mut accepted = 0u64;
             while !stop.load(Ordering::SeqCst) {
                 match listener.accept() {
@@ -262,7 +264,7 @@ fn reloads_under_traffic_never_read_unknown() {
     };
     let mut reloads = 0u32;
     while !stop.load(Ordering::SeqCst) && reloads < 400 {
-        let next = if reloads % 2 == 0 { &b } else { &a };
+        let next = if reloads.is_multiple_of(2) { &b } else { &a };
         steer.load_table(next.clone()).expect("reload");
         reloads += 1;
     }
