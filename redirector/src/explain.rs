@@ -66,7 +66,7 @@ fn explain(
     live: Option<&LiveMaps>,
 ) -> Result<()> {
     let table = &ranges.table;
-    let found = ranges.classifier.lookup(addr);
+    let found = table.longest_match(addr);
     let id = found.map_or(CLASS_UNKNOWN, |(_, id)| id);
     let class = table
         .class(id)

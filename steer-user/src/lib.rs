@@ -13,6 +13,7 @@ pub mod feeds;
 mod flow_slots;
 mod map_batch;
 pub mod ranges;
+mod stride_trie;
 pub mod table;
 pub mod xdp;
 

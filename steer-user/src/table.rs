@@ -218,6 +218,27 @@ impl RangeTable {
     pub fn feeds(&self) -> &[FeedSummary] {
         &self.feeds
     }
+
+    /// Approximate heap bytes: the prefix lists, the per-prefix origin map
+    /// (counted at its capacity, with hashbrown's control byte per slot)
+    /// and the names.
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let names: usize = self
+            .classes
+            .iter()
+            .map(|c| size_of::<Class>() + c.provider.capacity() + c.region.capacity())
+            .sum::<usize>()
+            + self
+                .services
+                .iter()
+                .map(|s| size_of::<String>() + s.capacity())
+                .sum::<usize>();
+        self.v4.capacity() * size_of::<(Ipv4Net, u32)>()
+            + self.v6.capacity() * size_of::<(Ipv6Net, u32)>()
+            + self.origin.capacity() * (size_of::<(IpNet, (u16, u32))>() + 1)
+            + names
+    }
 }
 
 #[cfg(test)]

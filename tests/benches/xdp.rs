@@ -180,7 +180,7 @@ fn userspace_reads(steer: &mut Steer, table: &steer_user::RangeTable) -> anyhow:
         ns(slot_med)
     );
     println!(
-        "| userspace classifier (fallback, prefix-trie) | {:.1} | {:.2} |",
+        "| userspace classifier (fallback, stride trie) | {:.1} | {:.2} |",
         ns(trie_med),
         ns(trie_med) / ns(slot_med).max(0.1)
     );

@@ -15,6 +15,7 @@ use steer_tests::{
     load_or_skip,
     packet::Frame,
     real_table,
+    sample::{Rng, random_addr},
 };
 use steer_user::{CLASS_UNKNOWN, Classifier, RangeTable};
 
@@ -22,24 +23,6 @@ const PORT: u16 = 443;
 const RANDOM: usize = 100_000;
 /// Every Nth address is also checked against the brute-force scan.
 const BRUTE_EVERY: usize = 37;
-
-/// splitmix64: a fixed seed gives the same addresses on every run, so a
-/// failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// Named addresses: (why this address, address).
 fn addresses(table: &RangeTable) -> Vec<(String, IpAddr)> {
@@ -68,26 +51,8 @@ fn addresses(table: &RangeTable) -> Vec<(String, IpAddr)> {
     }
     let mut rng = Rng(0x5eed_57ee_2026);
     for i in 0..RANDOM {
-        let v6 = i % 2 == 1;
-        let inside = (i / 2) % 2 == 0;
-        let addr: IpAddr = match (v6, inside) {
-            (false, false) => Ipv4Addr::from(rng.next() as u32).into(),
-            (true, false) => {
-                // Uniform over 2000::/3, where global unicast lives.
-                let bits = (u128::from(rng.next()) << 64 | u128::from(rng.next())) >> 3;
-                Ipv6Addr::from(bits | (1 << 125)).into()
-            }
-            (false, true) => {
-                let (net, _) = table.v4()[rng.below(table.v4().len())];
-                let host = (rng.next() as u32) & !u32::from(net.netmask());
-                Ipv4Addr::from(u32::from(net.network()) | host).into()
-            }
-            (true, true) => {
-                let (net, _) = table.v6()[rng.below(table.v6().len())];
-                let r = u128::from(rng.next()) << 64 | u128::from(rng.next());
-                Ipv6Addr::from(u128::from(net.network()) | (r & !u128::from(net.netmask()))).into()
-            }
-        };
+        let (v6, inside) = (i % 2 == 1, (i / 2) % 2 == 0);
+        let addr = random_addr(table, &mut rng, v6, inside);
         out.push((format!("random #{i}"), addr));
     }
     out
