@@ -10,7 +10,7 @@ use steer_user::RangeTable;
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -19,11 +19,11 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.next_u64() % n as u64) as usize
     }
 
     fn u128(&mut self) -> u128 {
-        u128::from(self.next()) << 64 | u128::from(self.next())
+        u128::from(self.next_u64()) << 64 | u128::from(self.next_u64())
     }
 }
 
@@ -32,11 +32,11 @@ impl Rng {
 /// where global unicast lives).
 pub fn random_addr(table: &RangeTable, rng: &mut Rng, v6: bool, inside: bool) -> IpAddr {
     match (v6, inside) {
-        (false, false) => Ipv4Addr::from(rng.next() as u32).into(),
+        (false, false) => Ipv4Addr::from(rng.next_u64() as u32).into(),
         (true, false) => Ipv6Addr::from((rng.u128() >> 3) | (1 << 125)).into(),
         (false, true) => {
             let (net, _) = table.v4()[rng.below(table.v4().len())];
-            let host = (rng.next() as u32) & !u32::from(net.netmask());
+            let host = (rng.next_u64() as u32) & !u32::from(net.netmask());
             Ipv4Addr::from(u32::from(net.network()) | host).into()
         }
         (true, true) => {
