@@ -6,7 +6,7 @@ use std::{
     process::{Command, Output},
 };
 
-use steer_tests::feed_server::{FeedServer, Served};
+use steer_tests::feed_server::{FeedServer, LAST_MODIFIED, Served};
 use steer_user::feeds::{FeedKind, Snapshot};
 
 fn redirector(args: &[&str]) -> Output {
@@ -97,6 +97,7 @@ fn update_fetches_conditionally_and_keeps_the_last_good_copy() {
         Some(&Served {
             path: "/ip-ranges.json".into(),
             if_none_match: Some("\"v1\"".into()),
+            if_modified_since: Some(LAST_MODIFIED.into()),
             status: 304
         })
     );
@@ -190,6 +191,32 @@ fn update_fetches_conditionally_and_keeps_the_last_good_copy() {
         text(&out)
     );
     assert_eq!(aws_region(&snapshot, "35.180.0.0/16"), "eu-west-1");
+}
+
+#[test]
+fn update_uses_if_modified_since_without_an_etag() {
+    let server = FeedServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("ranges.snapshot");
+    let snap = snapshot.to_str().unwrap();
+    let url = format!("gcp={}", server.url("cloud.json"));
+    server.set(
+        "cloud.json",
+        r#"{"creationTime":"g1","prefixes":[{"ipv4Prefix":"34.35.0.0/16","service":"Google Cloud","scope":"africa-south1"}]}"#,
+        "",
+    );
+    let update = || redirector(&["ranges", "update", "--snapshot", snap, "--url", &url]);
+    let out = update();
+    assert!(out.status.success(), "{}", text(&out));
+    let s = Snapshot::read(&snapshot).unwrap();
+    let origin = &s.feed(FeedKind::Gcp).unwrap().origin;
+    assert_eq!(origin.etag, None);
+    assert_eq!(origin.last_modified.as_deref(), Some(LAST_MODIFIED));
+    let out = update();
+    assert!(text(&out).contains("gcp: not modified"), "{}", text(&out));
+    let last = server.log().pop().unwrap();
+    assert_eq!((last.if_none_match, last.status), (None, 304));
+    assert_eq!(last.if_modified_since.as_deref(), Some(LAST_MODIFIED));
 }
 
 #[test]

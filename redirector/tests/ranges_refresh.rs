@@ -60,6 +60,53 @@ fn aws_feed(created: &str, region: &str) -> String {
     )
 }
 
+/// Starts `redirector watch` on `iface` in `ns`; returns it and its
+/// stdout lines.
+fn start_watch(
+    ns: &Netns,
+    iface: &str,
+    snapshot: &str,
+    pin_dir: &str,
+    extra: &[&str],
+) -> (Running, mpsc::Receiver<String>) {
+    // nsenter, not `ip netns exec`: that one also remounts /sys, which
+    // hides bpffs and so the pins.
+    let child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", ns.name()))
+        .arg(env!("CARGO_BIN_EXE_redirector"))
+        .args([
+            "watch",
+            "--iface",
+            iface,
+            "--mode",
+            "generic",
+            "--port",
+            "5000",
+            "--interval",
+            "0.5",
+            "--snapshot",
+            snapshot,
+            "--pin-dir",
+            pin_dir,
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start redirector watch");
+    let mut watch = Running(child);
+    let (tx, lines) = mpsc::channel();
+    let stdout = watch.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (watch, lines)
+}
+
 /// Waits for a stdout line containing `want`; returns it.
 fn wait_for(lines: &mpsc::Receiver<String>, want: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -139,42 +186,13 @@ fn feed_change_reaches_the_kernel_on_sighup_without_dropping_connections() {
     let pins = PinDir::new("refresh");
     let pin_dir = pins.path().to_str().unwrap().to_owned();
 
-    // nsenter, not `ip netns exec`: that one also remounts /sys, which
-    // hides bpffs and so the pins.
-    let child = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", srv.name()))
-        .arg(env!("CARGO_BIN_EXE_redirector"))
-        .args([
-            "watch",
-            "--iface",
-            "steer-rs",
-            "--mode",
-            "generic",
-            "--port",
-            "5000",
-            "--interval",
-            "0.5",
-            "--reload-interval",
-            "0",
-            "--snapshot",
-            snap,
-            "--pin-dir",
-            &pin_dir,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start redirector watch");
-    let mut watch = Running(child);
-    let (tx, lines) = mpsc::channel();
-    let stdout = watch.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut watch, lines) = start_watch(
+        &srv,
+        "steer-rs",
+        snap,
+        &pin_dir,
+        &["--reload-interval", "0"],
+    );
     wait_for(&lines, "steer: XDP on steer-rs");
     let first = kernel_line(snap, &pin_dir);
     assert!(
@@ -260,4 +278,58 @@ fn feed_change_reaches_the_kernel_on_sighup_without_dropping_connections() {
         !pins.path().join("STEER_ACTIVE").exists(),
         "pins removed on exit"
     );
+}
+
+/// The reload timer picks up a new snapshot by itself; a broken snapshot
+/// on a later tick keeps the table that serves.
+#[test]
+fn reload_timer_picks_up_the_snapshot_and_survives_a_broken_one() {
+    if !is_root() {
+        assert_ne!(std::env::var(REQUIRE_XDP).as_deref(), Ok("1"), "needs root");
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let server = FeedServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("ranges.snapshot");
+    let snap = snapshot.to_str().unwrap();
+    let url = format!("aws={}", server.url("aws.json"));
+    let update = || redirector(&["ranges", "update", "--snapshot", snap, "--url", &url]);
+    server.set("aws.json", &aws_feed("c1", "eu-west-3"), "\"v1\"");
+    assert!(update().status.success());
+
+    let ns = Netns::new("timer");
+    let peer = Netns::new("timer-p");
+    veth(&ns, "steer-ts", &[SERVER4], &peer, "steer-tp", &[AWS4]);
+    let pins = PinDir::new("timer");
+    let pin_dir = pins.path().to_str().unwrap().to_owned();
+    let (mut watch, lines) =
+        start_watch(&ns, "steer-ts", snap, &pin_dir, &["--reload-interval", "1"]);
+    wait_for(&lines, "steer: XDP on steer-ts");
+    assert!(kernel_line(snap, &pin_dir).contains("aws/eu-west-3"));
+
+    server.set("aws.json", &aws_feed("c2", "eu-west-1"), "\"v2\"");
+    assert!(update().status.success());
+    let reloaded = wait_for(&lines, "ranges reloaded (timer)");
+    assert!(reloaded.contains("generation 2"), "{reloaded}");
+    assert!(kernel_line(snap, &pin_dir).contains("aws/eu-west-1"));
+
+    std::fs::write(
+        &snapshot,
+        "steer-ranges-snapshot 1\nfeed aws\ngroup aws x\n1.2.3.0/33\n",
+    )
+    .unwrap();
+    let kept = wait_for(&lines, "ranges: kept the last good copy");
+    assert!(kept.contains("1.2.3.0/33"), "{kept}");
+    // The userspace side of explain cannot read the broken file either, so
+    // it uses the embedded ranges; the kernel line is what matters here.
+    let line = kernel_line("/nonexistent/ranges.snapshot", &pin_dir);
+    assert!(
+        line.contains("aws/eu-west-1") && line.contains("generation 2"),
+        "{line}"
+    );
+
+    // SAFETY: kill on a child pid we own.
+    assert_eq!(unsafe { libc::kill(watch.0.id() as i32, libc::SIGTERM) }, 0);
+    assert!(watch.0.wait().expect("wait").success());
 }

@@ -1,7 +1,8 @@
-//! A tiny HTTP server on loopback that serves feed files with ETags, for
-//! `redirector ranges update` tests. It answers GET with 200 and the
-//! body, or 304 when `If-None-Match` names the current ETag, and records
-//! every request.
+//! A tiny HTTP server on loopback that serves feed files with validators,
+//! for `redirector ranges update` tests. It answers GET with 200 and the
+//! body, or 304 when `If-None-Match` names the current ETag (or, for a
+//! file served without one, when `If-Modified-Since` is its
+//! [`LAST_MODIFIED`]), and records every request.
 
 use std::{
     collections::HashMap,
@@ -20,8 +21,12 @@ use std::{
 pub struct Served {
     pub path: String,
     pub if_none_match: Option<String>,
+    pub if_modified_since: Option<String>,
     pub status: u16,
 }
+
+/// The `Last-Modified` every file is served with.
+pub const LAST_MODIFIED: &str = "Wed, 29 Jul 2026 08:27:05 GMT";
 
 #[derive(Default)]
 struct State {
@@ -69,7 +74,8 @@ impl FeedServer {
         format!("http://{}/{path}", self.addr)
     }
 
-    /// Serves `body` at `/<path>` with ETag `etag` (quoted by the caller).
+    /// Serves `body` at `/<path>` with ETag `etag` (quoted by the caller;
+    /// empty for none).
     pub fn set(&self, path: &str, body: &str, etag: &str) {
         self.state
             .lock()
@@ -108,16 +114,20 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
         .unwrap_or("/")
         .to_owned();
     let mut if_none_match = None;
+    let mut if_modified_since = None;
     loop {
         let mut line = String::new();
         match reader.read_line(&mut line) {
             Ok(0) | Err(_) => return,
             Ok(_) if line.trim().is_empty() => break,
             Ok(_) => {
-                if let Some((name, value)) = line.split_once(':')
-                    && name.eq_ignore_ascii_case("if-none-match")
-                {
-                    if_none_match = Some(value.trim().to_owned());
+                if let Some((name, value)) = line.split_once(':') {
+                    let value = Some(value.trim().to_owned());
+                    if name.eq_ignore_ascii_case("if-none-match") {
+                        if_none_match = value;
+                    } else if name.eq_ignore_ascii_case("if-modified-since") {
+                        if_modified_since = value;
+                    }
                 }
             }
         }
@@ -125,14 +135,27 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
     let mut st = state.lock().unwrap();
     let (status, head, body) = match st.files.get(&path) {
         None => (404, String::new(), String::new()),
-        Some((_, etag)) if if_none_match.as_deref() == Some(etag.as_str()) => {
-            (304, format!("ETag: {etag}\r\n"), String::new())
+        Some((body, etag)) => {
+            let mut head = format!("Last-Modified: {LAST_MODIFIED}\r\n");
+            if !etag.is_empty() {
+                head.push_str(&format!("ETag: {etag}\r\n"));
+            }
+            let fresh = if etag.is_empty() {
+                if_modified_since.as_deref() == Some(LAST_MODIFIED)
+            } else {
+                if_none_match.as_deref() == Some(etag.as_str())
+            };
+            if fresh {
+                (304, head, String::new())
+            } else {
+                (200, head, body.clone())
+            }
         }
-        Some((body, etag)) => (200, format!("ETag: {etag}\r\n"), body.clone()),
     };
     st.log.push(Served {
         path,
         if_none_match,
+        if_modified_since,
         status,
     });
     drop(st);
