@@ -12,6 +12,7 @@ mod error;
 pub mod feeds;
 mod flow_slots;
 mod map_batch;
+mod poptrie;
 pub mod ranges;
 mod stride_trie;
 pub mod table;

@@ -1,121 +1,43 @@
-//! A leaf-pushed multibit trie: the userspace longest-prefix lookup.
+//! A leaf-pushed multibit trie: the top 16 bits index a root array, each
+//! further level is a 256-entry node for the next 8 bits. An entry is a
+//! class id (the answer for every address under it) or, with the top bit
+//! set, the index of the next node. Prefixes go in shortest first, so a
+//! longer prefix simply overwrites the entries it covers.
 //!
-//! The top 16 bits index a root array directly; each further level is a
-//! 256-entry node indexed by the next 8 bits. An entry is either a class id
-//! (the answer for every address under it) or, with the top bit set, the
-//! index of the next node. Prefixes are inserted shortest first, so a
-//! longer prefix simply overwrites the entries it covers: a lookup is one
-//! load per level and stops at the first class it meets (most addresses at
-//! the root or one level down).
-//!
-//! Entries are 16 bits wide while class ids and node indices fit (the
-//! real tables), else 32. Memory is then 128 KiB for the root plus 512
-//! bytes per node; the real AWS+GCP table needs about 1,800 IPv4 and 900
-//! IPv6 nodes (`cargo xtask bench lpm` prints the figure).
+//! Simple, exact, few levels, but 1 KiB per node: the classifier uses it
+//! for IPv6, where depth costs more than size. It also answers "which class
+//! covers this block" while the compact [`crate::poptrie::PopTrie`] is built.
 
 const ROOT_BITS: u32 = 16;
 const STRIDE: u32 = 8;
 const FANOUT: usize = 1 << STRIDE;
+const NODE: u32 = 1 << 31;
 
-/// An entry: a class id, or (top bit set) a node index. Narrow entries
-/// halve the memory, and so the cache misses, of a lookup.
-pub(crate) trait Entry: Copy + Send + Sync + 'static {
-    const NODE: u32;
-    fn from_u32(v: u32) -> Self;
-    fn to_u32(self) -> u32;
-}
-
-impl Entry for u16 {
-    const NODE: u32 = 1 << 15;
-    #[inline(always)]
-    fn from_u32(v: u32) -> Self {
-        v as u16
-    }
-    #[inline(always)]
-    fn to_u32(self) -> u32 {
-        u32::from(self)
-    }
-}
-
-impl Entry for u32 {
-    const NODE: u32 = 1 << 31;
-    #[inline(always)]
-    fn from_u32(v: u32) -> Self {
-        v
-    }
-    #[inline(always)]
-    fn to_u32(self) -> u32 {
-        self
-    }
-}
-
-pub(crate) struct StrideTrie<E> {
+pub(crate) struct StrideTrie {
     /// Address width: 32 or 128.
     bits: u32,
-    root: Box<[E]>,
-    nodes: Vec<[E; FANOUT]>,
+    root: Box<[u32]>,
+    nodes: Vec<[u32; FANOUT]>,
 }
 
-/// The trie in the narrowest entry that holds its classes and nodes.
-pub(crate) enum AnyTrie {
-    Narrow(StrideTrie<u16>),
-    Wide(StrideTrie<u32>),
-}
-
-impl AnyTrie {
-    /// Builds from `(address, prefix length, class)` with addresses in the
-    /// low `bits` bits of a u128.
-    pub(crate) fn build(bits: u32, prefixes: impl IntoIterator<Item = (u128, u8, u32)>) -> Self {
-        let mut sorted: Vec<(u128, u8, u32)> = prefixes.into_iter().collect();
-        sorted.sort_by_key(|&(_, len, _)| len);
-        let wide = StrideTrie::<u32>::build(bits, &sorted);
-        let max_class = sorted.iter().map(|&(_, _, c)| c).max().unwrap_or(0);
-        if max_class < u16::NODE && (wide.nodes.len() as u32) < u16::NODE {
-            AnyTrie::Narrow(StrideTrie::<u16>::build(bits, &sorted))
-        } else {
-            AnyTrie::Wide(wide)
-        }
-    }
-
-    #[inline]
-    pub(crate) fn get(&self, addr: u128) -> u32 {
-        match self {
-            AnyTrie::Narrow(t) => t.get(addr),
-            AnyTrie::Wide(t) => t.get(addr),
-        }
-    }
-
-    pub(crate) fn memory_bytes(&self) -> usize {
-        match self {
-            AnyTrie::Narrow(t) => t.memory_bytes(),
-            AnyTrie::Wide(t) => t.memory_bytes(),
-        }
-    }
-
-    pub(crate) fn node_count(&self) -> usize {
-        match self {
-            AnyTrie::Narrow(t) => t.nodes.len(),
-            AnyTrie::Wide(t) => t.nodes.len(),
-        }
-    }
-}
-
-impl<E: Entry> StrideTrie<E> {
-    /// `sorted` must be ordered by prefix length, shortest first.
-    fn build(bits: u32, sorted: &[(u128, u8, u32)]) -> Self {
+impl StrideTrie {
+    /// Builds from `(address, prefix length, class)`, addresses in the low
+    /// `bits` bits of a u128, **sorted by prefix length**, shortest first.
+    pub(crate) fn build(bits: u32, sorted: &[(u128, u8, u32)]) -> Self {
+        debug_assert!(sorted.windows(2).all(|w| w[0].1 <= w[1].1));
         let mut trie = StrideTrie {
             bits,
-            root: vec![E::from_u32(crate::CLASS_UNKNOWN); 1 << ROOT_BITS].into_boxed_slice(),
+            root: vec![crate::CLASS_UNKNOWN; 1 << ROOT_BITS].into_boxed_slice(),
             nodes: Vec::new(),
         };
         for &(addr, len, class) in sorted {
+            debug_assert!(class < NODE);
             trie.insert(addr, u32::from(len), class);
         }
         trie
     }
 
     fn insert(&mut self, addr: u128, len: u32, class: u32) {
-        let class = E::from_u32(class);
         let top = (addr >> (self.bits - ROOT_BITS)) as usize;
         if len <= ROOT_BITS {
             let span = 1usize << (ROOT_BITS - len);
@@ -145,12 +67,12 @@ impl<E: Entry> StrideTrie<E> {
             None => self.root[index],
             Some(p) => self.nodes[p][index],
         };
-        if slot.to_u32() & E::NODE != 0 {
-            return (slot.to_u32() & !E::NODE) as usize;
+        if slot & NODE != 0 {
+            return (slot & !NODE) as usize;
         }
         let node = self.nodes.len();
         self.nodes.push([slot; FANOUT]);
-        let pointer = E::from_u32(E::NODE | node as u32);
+        let pointer = NODE | node as u32;
         match parent {
             None => self.root[index] = pointer,
             Some(p) => self.nodes[p][index] = pointer,
@@ -162,19 +84,22 @@ impl<E: Entry> StrideTrie<E> {
     #[inline]
     pub(crate) fn get(&self, addr: u128) -> u32 {
         let mut shift = self.bits - ROOT_BITS;
-        let mut entry = self.root[(addr >> shift) as usize].to_u32();
-        while entry & E::NODE != 0 {
+        let mut entry = self.root[(addr >> shift) as usize];
+        while entry & NODE != 0 {
             shift -= STRIDE;
-            let node = &self.nodes[(entry & !E::NODE) as usize];
-            entry = node[((addr >> shift) as usize) & (FANOUT - 1)].to_u32();
+            let node = &self.nodes[(entry & !NODE) as usize];
+            entry = node[((addr >> shift) as usize) & (FANOUT - 1)];
         }
         entry
     }
 
     /// Bytes of heap the trie holds.
     pub(crate) fn memory_bytes(&self) -> usize {
-        let e = std::mem::size_of::<E>();
-        self.root.len() * e + self.nodes.capacity() * FANOUT * e
+        self.root.len() * 4 + self.nodes.capacity() * FANOUT * 4
+    }
+
+    pub(crate) fn node_count(&self) -> usize {
+        self.nodes.len()
     }
 }
 
@@ -185,6 +110,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::poptrie::PopTrie;
 
     fn mask(bits: u32, len: u32) -> u128 {
         if len == 0 {
@@ -217,16 +143,13 @@ mod tests {
         for (a, len, class) in raw {
             prefixes.insert((a & mask(bits, len), len), class);
         }
-        let list: Vec<(u128, u8, u32)> = prefixes
+        let mut sorted: Vec<(u128, u8, u32)> = prefixes
             .iter()
             .map(|(&(a, len), &c)| (a, len as u8, c))
             .collect();
-        let trie = AnyTrie::build(bits, list.iter().copied());
-        assert!(matches!(trie, AnyTrie::Narrow(_)));
-        // The wide form must answer the same.
-        let mut sorted = list.clone();
         sorted.sort_by_key(|&(_, len, _)| len);
-        let wide = StrideTrie::<u32>::build(bits, &sorted);
+        let stride = StrideTrie::build(bits, &sorted);
+        let pop = PopTrie::build(bits, sorted.iter().copied());
         // Every prefix's first and last address, their outside neighbours,
         // and the random queries.
         let edges = prefixes.keys().flat_map(|&(net, len)| {
@@ -236,8 +159,8 @@ mod tests {
         for q in edges.chain(queries) {
             let q = q & (u128::MAX >> (128 - bits));
             let want = brute(&prefixes, bits, q);
-            assert_eq!(trie.get(q), want, "{bits}-bit {q:#x}");
-            assert_eq!(wide.get(q), want, "{bits}-bit {q:#x}, wide");
+            assert_eq!(stride.get(q), want, "{bits}-bit {q:#x}, stride trie");
+            assert_eq!(pop.get(q), want, "{bits}-bit {q:#x}, poptrie");
         }
     }
 
@@ -257,13 +180,5 @@ mod tests {
         ) {
             check(128, raw, queries);
         }
-    }
-
-    #[test]
-    fn large_class_ids_use_wide_entries() {
-        let trie = AnyTrie::build(32, [(0x0a00_0000, 8, 40_000), (0x0a01_0000, 16, 7)]);
-        assert!(matches!(trie, AnyTrie::Wide(_)));
-        assert_eq!(trie.get(0x0a02_0000), 40_000);
-        assert_eq!(trie.get(0x0a01_0203), 7);
     }
 }

@@ -209,7 +209,7 @@ fn main() -> anyhow::Result<()> {
         for (name, t, goal) in [
             ("sorted vector, binary search (baseline)", &mut sorted, ""),
             ("prefix-trie 0.10", &mut trie, ""),
-            ("steer classifier (stride trie)", &mut ours, ">= 5x"),
+            ("steer classifier", &mut ours, ">= 5x"),
         ] {
             let ns = median_f(t);
             let speedup = base / ns.max(0.01);
