@@ -4,7 +4,8 @@
 //! memory of the compiled table. Needs root for the kernel part.
 //!
 //! Before timing, every structure must give the same answer for every
-//! sampled address, or the bench fails.
+//! sampled address, or the bench fails. `STEER_LPM_PROFILE=steer` (or
+//! `sorted`) runs only that lookup, for `perf stat`.
 
 use std::{
     hint::black_box,
@@ -186,6 +187,21 @@ fn main() -> anyhow::Result<()> {
                 "{family} {a}: prefix-trie disagrees"
             );
         }
+    }
+
+    // For `perf stat`: only one lookup kind, nothing else.
+    if let Ok(which) = std::env::var("STEER_LPM_PROFILE") {
+        for (_, addrs) in &families {
+            let mut t = Vec::new();
+            for _ in 0..20 {
+                match which.as_str() {
+                    "steer" => time(addrs, &mut t, |a| classifier.classify(a)),
+                    "sorted" => time(addrs, &mut t, |a| baselines.sorted(a)),
+                    other => anyhow::bail!("STEER_LPM_PROFILE={other}: expected steer or sorted"),
+                }
+            }
+        }
+        return Ok(());
     }
 
     println!(
