@@ -2,8 +2,8 @@
 //!
 //! The default is registry.k8s.io's own table: one S3 bucket per AWS region
 //! that has one, a few regions mapped to a neighbour's bucket, every other
-//! AWS region to `DEFAULT_AWS_BASE_URL`, and everyone else (GCP, unknown)
-//! upstream. Config files replace it (the redirector issue).
+//! AWS region and every client in no feed to `DEFAULT_AWS_BASE_URL`, and
+//! GCP clients upstream. A config file will replace it.
 
 use std::collections::HashMap;
 
@@ -23,6 +23,8 @@ pub enum Choice<'a> {
     Region(&'a Backend),
     /// No backend lists the region; this is the provider's nearest fallback.
     Nearest(&'a Backend),
+    /// The client is in no feed; this is the backend for such clients.
+    Unknown(&'a Backend),
     /// Blobs go to the upstream registry.
     Upstream,
 }
@@ -33,6 +35,8 @@ pub struct Backends {
     by_class: HashMap<Class, usize>,
     /// Per provider: the backend for its regions that no backend lists.
     nearest: HashMap<String, usize>,
+    /// For clients in no feed; None: upstream.
+    unknown: Option<usize>,
 }
 
 /// The base URL the Go service uses for AWS regions without a bucket.
@@ -110,15 +114,24 @@ impl Backends {
             name: "aws-default".into(),
             base_url: default_aws_base_url.to_owned(),
         });
-        let nearest = HashMap::from([("aws".to_owned(), backends.len() - 1)]);
+        let default = backends.len() - 1;
         Backends {
             backends,
             by_class,
-            nearest,
+            nearest: HashMap::from([("aws".to_owned(), default)]),
+            // The Go service checks the default bucket for every client it
+            // cannot place, GCP aside.
+            unknown: Some(default),
         }
     }
 
     pub fn choose(&self, class: &Class) -> Choice<'_> {
+        if class.is_unknown() {
+            return match self.unknown {
+                Some(i) => Choice::Unknown(&self.backends[i]),
+                None => Choice::Upstream,
+            };
+        }
         if let Some(&i) = self.by_class.get(class) {
             return Choice::Region(&self.backends[i]);
         }
@@ -144,7 +157,7 @@ mod tests {
     fn registry_k8s_io_table() {
         let b = Backends::registry_k8s_io(DEFAULT_AWS_BASE_URL);
         let url = |c: Choice| match c {
-            Choice::Region(b) | Choice::Nearest(b) => b.base_url.clone(),
+            Choice::Region(b) | Choice::Nearest(b) | Choice::Unknown(b) => b.base_url.clone(),
             Choice::Upstream => "upstream".into(),
         };
         assert_eq!(
@@ -161,6 +174,9 @@ mod tests {
             Choice::Nearest(b) if b.base_url == DEFAULT_AWS_BASE_URL
         ));
         assert_eq!(b.choose(&class("gcp", "europe-west1")), Choice::Upstream);
-        assert_eq!(b.choose(&Class::unknown()), Choice::Upstream);
+        assert!(matches!(
+            b.choose(&Class::unknown()),
+            Choice::Unknown(b) if b.name == "aws-default"
+        ));
     }
 }

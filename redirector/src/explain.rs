@@ -102,6 +102,7 @@ fn explain(
             "{} {} (nearest: no backend lists {class})",
             b.name, b.base_url
         ),
+        Choice::Unknown(b) => format!("{} {} (clients in no feed)", b.name, b.base_url),
         Choice::Upstream => "upstream registry".to_owned(),
     };
     let _ = writeln!(

@@ -1,9 +1,11 @@
-//! steer's operator CLI. The HTTP redirector itself lands with `serve`.
+//! steer's HTTP redirector (`serve`) and operator CLI.
 
 mod backends;
 mod explain;
 mod range_args;
 mod ranges;
+mod routes;
+mod serve;
 mod watch;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +24,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve registry redirects: blobs to the backend nearest the client,
+    /// everything else to the upstream registry. Configured like the
+    /// registry's Go service (PORT, UPSTREAM_REGISTRY_ENDPOINT, ...).
+    Serve(serve::Args),
     /// Attach the XDP classifier to an interface and print live per-class
     /// SYN counters until Ctrl-C or SIGTERM, then detach. Reloads the
     /// ranges on SIGHUP and on a timer.
@@ -41,7 +47,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Services log what they do; one-shot commands only what went wrong.
     let default_level = match cli.command {
-        Command::Watch(_) => "info",
+        Command::Watch(_) | Command::Serve(_) => "info",
         Command::Explain(_) | Command::Ranges(_) => "warn",
     };
     tracing_subscriber::fmt()
@@ -52,6 +58,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Watch(args) => watch::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Ranges(command) => ranges::run(command),
     };

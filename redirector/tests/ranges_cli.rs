@@ -235,7 +235,7 @@ fn explain_answers_from_the_embedded_ranges_with_no_network() {
         "  service  AMAZON,EC2\n",
         "  feed     aws, created 2026-07-29-08-27-05, from embedded snapshot (https://ip-ranges.amazonaws.com/ip-ranges.json)\n",
         "  backend  aws-eu-west-3 https://prod-registry-k8s-io-eu-west-3.s3.dualstack.eu-west-3.amazonaws.com",
-        "198.51.100.7\n  prefix   none: no feed lists this address\n  class    unknown (id 0)\n  backend  upstream registry",
+        "198.51.100.7\n  prefix   none: no feed lists this address\n  class    unknown (id 0)\n  backend  aws-default https://prod-registry-k8s-io-us-east-1.s3.dualstack.us-east-1.amazonaws.com (clients in no feed)",
     ] {
         assert!(t.contains(want), "missing {want:?} in:\n{t}");
     }

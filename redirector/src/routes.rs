@@ -1,0 +1,349 @@
+//! What a request asks for: the registry's routes, with repository names,
+//! references and digests checked against the OCI distribution grammar.
+//!
+//! Pure: no I/O, no config beyond one flag, so every route is a table test
+//! and the fuzz target drives it directly. Anything that reaches a
+//! `Location` header passes through here first; the grammar admits no
+//! control bytes, spaces, `..` segments or empty segments, so a checked
+//! path cannot steer a redirect to another host.
+
+/// Longest request path accepted; real ones are far shorter (names are at
+/// most 255 bytes by the distribution spec, digests 7 + 128).
+pub const MAX_PATH: usize = 2048;
+
+/// A routed request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// `/`: the project's information page.
+    Info,
+    /// `/privacy...`: the privacy policy.
+    Privacy,
+    /// `/v2` and `/v2/`: the API version check.
+    ApiBase,
+    /// `/v2/<name>/blobs/<digest>`: may go to a regional backend.
+    Blob { name: &'a str, digest: &'a str },
+    /// A cosign signature or attestation tag, for the signature upstream.
+    Signature { rest: &'a str },
+    /// Any other API read (manifests, tag lists, referrers, upload
+    /// status): to the upstream registry. `rest` is the path after `/v2`.
+    Upstream { rest: &'a str },
+    /// 404: `/v2/_catalog`, paths outside the API, unknown API shapes.
+    NotFound,
+    /// 405: anything but GET and HEAD.
+    MethodNotAllowed,
+    /// 400 with an OCI error code: a name, reference or digest that the
+    /// grammar refuses, or a path too long to be real.
+    Invalid {
+        code: &'static str,
+        what: &'static str,
+    },
+}
+
+/// Routes `path` (without the query) for `method`.
+pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
+    if method != "GET" && method != "HEAD" {
+        return Route::MethodNotAllowed;
+    }
+    if path.len() > MAX_PATH {
+        return Route::Invalid {
+            code: "NAME_INVALID",
+            what: "path too long",
+        };
+    }
+    match path {
+        "/" => return Route::Info,
+        "/v2" | "/v2/" => return Route::ApiBase,
+        "/v2/_catalog" => return Route::NotFound,
+        p if p.starts_with("/privacy") => return Route::Privacy,
+        _ => {}
+    }
+    let Some(rest) = path.strip_prefix("/v2/") else {
+        return Route::NotFound;
+    };
+    // <name>/<kind>/<tail>: the name is everything before the last
+    // `/blobs/`, `/manifests/`, `/tags/` or `/referrers/` segment.
+    let Some((name, kind, tail)) = split_api(rest) else {
+        return Route::NotFound;
+    };
+    if !is_name(name) {
+        return Route::Invalid {
+            code: "NAME_INVALID",
+            what: "repository name",
+        };
+    }
+    let rest = &path["/v2".len()..];
+    match kind {
+        "blobs" if tail.starts_with("uploads/") || tail == "uploads" => {
+            // Upload status is a read, but only the upstream knows it.
+            if tail.bytes().all(is_upload_byte) {
+                Route::Upstream { rest }
+            } else {
+                Route::Invalid {
+                    code: "BLOB_UPLOAD_INVALID",
+                    what: "upload id",
+                }
+            }
+        }
+        "blobs" if is_digest(tail) => Route::Blob { name, digest: tail },
+        "blobs" => Route::Invalid {
+            code: "DIGEST_INVALID",
+            what: "digest",
+        },
+        "manifests" if is_cosign_tag(tail) => Route::Signature { rest },
+        "manifests" if is_tag(tail) || is_digest(tail) => Route::Upstream { rest },
+        "manifests" => Route::Invalid {
+            code: "MANIFEST_INVALID",
+            what: "reference",
+        },
+        "tags" if tail == "list" => Route::Upstream { rest },
+        "referrers" if is_digest(tail) => Route::Upstream { rest },
+        "referrers" => Route::Invalid {
+            code: "DIGEST_INVALID",
+            what: "digest",
+        },
+        _ => Route::NotFound,
+    }
+}
+
+/// Splits `<name>/<kind>/<tail>` at the last API keyword segment.
+fn split_api(rest: &str) -> Option<(&str, &str, &str)> {
+    ["/blobs/", "/manifests/", "/tags/", "/referrers/"]
+        .iter()
+        .filter_map(|k| rest.rfind(k).map(|i| (i, *k)))
+        .max_by_key(|(i, _)| *i)
+        .map(|(i, k)| (&rest[..i], &k[1..k.len() - 1], &rest[i + k.len()..]))
+}
+
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`,
+/// at most 255 bytes.
+pub fn is_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && name.split('/').all(is_name_component)
+}
+
+fn is_name_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    // Separators: one `.`, one or two `_`, or any run of `-`.
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        match &b[start..i] {
+            b"." | b"_" | b"__" => {}
+            sep if sep.iter().all(|&x| x == b'-') => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+pub fn is_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b[1..]
+            .iter()
+            .all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'.' | b'_' | b'-'))
+}
+
+/// `algorithm ":" encoded`, with the registered algorithms' exact forms:
+/// sha256 is 64 and sha512 128 lowercase hex digits. Other algorithms
+/// follow the general grammar.
+pub fn is_digest(digest: &str) -> bool {
+    let Some((alg, encoded)) = digest.split_once(':') else {
+        return false;
+    };
+    let hex = |n: usize| {
+        encoded.len() == n
+            && encoded
+                .bytes()
+                .all(|x| x.is_ascii_digit() || (b'a'..=b'f').contains(&x))
+    };
+    match alg {
+        "sha256" => hex(64),
+        "sha512" => hex(128),
+        _ => {
+            is_algorithm(alg)
+                && !encoded.is_empty()
+                && encoded.len() <= 256
+                && encoded
+                    .bytes()
+                    .all(|x| x.is_ascii_alphanumeric() || matches!(x, b'=' | b'_' | b'-'))
+        }
+    }
+}
+
+/// `[a-z0-9]+([+._-][a-z0-9]+)*`.
+fn is_algorithm(alg: &str) -> bool {
+    !alg.is_empty()
+        && alg.len() <= 32
+        && alg.split(['+', '.', '_', '-']).all(|c| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|x| x.is_ascii_lowercase() || x.is_ascii_digit())
+        })
+}
+
+/// `sha256-<64 hex>.sig` or `.att`: cosign's tags for a digest.
+fn is_cosign_tag(tag: &str) -> bool {
+    let Some(body) = tag
+        .strip_suffix(".sig")
+        .or_else(|| tag.strip_suffix(".att"))
+    else {
+        return false;
+    };
+    body.strip_prefix("sha256-").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|x| x.is_ascii_digit() || (b'a'..=b'f').contains(&x))
+    })
+}
+
+fn is_upload_byte(x: u8) -> bool {
+    x.is_ascii_alphanumeric() || matches!(x, b'/' | b'-' | b'_' | b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
+
+    #[test]
+    fn routes_as_the_registry_does() {
+        let sig = "/v2/pause/manifests/sha256-da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e.sig";
+        let blob = format!("/v2/pause/blobs/{D}");
+        let nested_blob = format!("/v2/kubernetes/pause/blobs/{D}");
+        let cases: Vec<(&str, &str, Route)> = vec![
+            ("GET", "/", Route::Info),
+            ("GET", "/privacy", Route::Privacy),
+            ("GET", "/privacy/anything", Route::Privacy),
+            ("GET", "/v3/", Route::NotFound),
+            ("GET", "/v2/", Route::ApiBase),
+            ("GET", "/v2", Route::ApiBase),
+            ("HEAD", "/v2", Route::ApiBase),
+            ("POST", "/v2/", Route::MethodNotAllowed),
+            ("PUT", &blob, Route::MethodNotAllowed),
+            ("DELETE", "/", Route::MethodNotAllowed),
+            ("get", "/v2/", Route::MethodNotAllowed),
+            ("GET", "/v2/_catalog", Route::NotFound),
+            ("GET", "/v2/pause", Route::NotFound),
+            ("GET", "/v2/pause/something/else", Route::NotFound),
+            ("GET", "/v2/pause/tags/other", Route::NotFound),
+            (
+                "GET",
+                "/v2/pause/manifests/latest",
+                Route::Upstream {
+                    rest: "/pause/manifests/latest",
+                },
+            ),
+            (
+                "GET",
+                "/v2/pause/tags/list",
+                Route::Upstream {
+                    rest: "/pause/tags/list",
+                },
+            ),
+            (
+                "GET",
+                &blob,
+                Route::Blob {
+                    name: "pause",
+                    digest: D,
+                },
+            ),
+            (
+                "HEAD",
+                &nested_blob,
+                Route::Blob {
+                    name: "kubernetes/pause",
+                    digest: D,
+                },
+            ),
+            ("GET", sig, Route::Signature { rest: &sig[3..] }),
+            (
+                "GET",
+                "/v2/pause/blobs/uploads/4f1c-aa",
+                Route::Upstream {
+                    rest: "/pause/blobs/uploads/4f1c-aa",
+                },
+            ),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(route(method, path), want, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_the_grammar_refuses() {
+        let bad = [
+            ("/v2/Pause/manifests/latest", "NAME_INVALID"),
+            ("/v2/pau..se/manifests/latest", "NAME_INVALID"),
+            ("/v2/../etc/manifests/latest", "NAME_INVALID"),
+            ("/v2//pause/manifests/latest", "NAME_INVALID"),
+            ("/v2/pause/blobs/sha256:abc", "DIGEST_INVALID"),
+            (
+                "/v2/pause/blobs/sha256:DA86E6BA6CA197BF6BC5E9D900FEBD906B133EAA4750E6BED647B0FBE50ED43E",
+                "DIGEST_INVALID",
+            ),
+            ("/v2/pause/blobs/md5", "DIGEST_INVALID"),
+            ("/v2/pause/manifests/-latest", "MANIFEST_INVALID"),
+            ("/v2/pause/manifests/la\r\ntest", "MANIFEST_INVALID"),
+            ("/v2/pause/referrers/latest", "DIGEST_INVALID"),
+        ];
+        for (path, code) in bad {
+            match route("GET", path) {
+                Route::Invalid { code: c, .. } => assert_eq!(c, code, "{path}"),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        let long = format!("/v2/{}/manifests/latest", "a/".repeat(MAX_PATH));
+        assert!(matches!(route("GET", &long), Route::Invalid { .. }));
+    }
+
+    #[test]
+    fn grammar_pieces() {
+        for ok in [
+            "a",
+            "pause",
+            "kube-apiserver",
+            "a.b",
+            "a_b",
+            "a__b",
+            "a---b",
+            "k8s/pause",
+            "a/b/c",
+        ] {
+            assert!(is_name(ok), "{ok}");
+        }
+        for bad in [
+            "", "A", "a_", "_a", "a___b", "a._b", "a/", "/a", "a//b", "a b", "a:b",
+        ] {
+            assert!(!is_name(bad), "{bad:?}");
+        }
+        assert!(is_digest(D));
+        assert!(is_digest(&format!("sha512:{}", "ab".repeat(64))));
+        assert!(
+            !is_digest(&format!("sha256:{}", "ab".repeat(64))),
+            "sha256 is exactly 64"
+        );
+        assert!(is_digest(
+            "multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8"
+        ));
+        assert!(!is_digest("sha256"));
+        assert!(!is_digest(":abc"));
+        assert!(is_tag("v1.2.3") && is_tag("_x") && is_tag(&"a".repeat(128)));
+        assert!(!is_tag(".x") && !is_tag(&"a".repeat(129)) && !is_tag("a/b"));
+    }
+}

@@ -1,0 +1,184 @@
+//! One request in, one response out: route, pick the target, build a
+//! redirect that only ever points at a configured host.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use steer_user::Class;
+use tracing::info;
+
+use super::{State, blob_check::Presence};
+use crate::{
+    backends::Choice,
+    routes::{Route, route},
+};
+
+/// Which table answered for a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The class XDP recorded for the connection's SYN.
+    Xdp,
+    /// The userspace classifier (XDP off, or the flow slot was lost).
+    Userspace,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Xdp => "xdp",
+            Source::Userspace => "userspace",
+        }
+    }
+}
+
+/// What is known about a connection, worked out once after accept.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub class: Arc<Class>,
+    pub source: Source,
+}
+
+pub type Body = Full<Bytes>;
+
+pub async fn handle(
+    state: &State,
+    conn: &ConnInfo,
+    method: &Method,
+    uri: &http::Uri,
+) -> Response<Body> {
+    let path = uri.path();
+    let settings = &state.settings;
+    let routed = route(method.as_str(), path);
+    let (response, target) = match routed {
+        Route::Info => (redirect(&settings.info_url), "info"),
+        Route::Privacy => (redirect(&settings.privacy_url), "privacy"),
+        Route::ApiBase => {
+            let mut r = empty(StatusCode::OK);
+            r.headers_mut().insert(
+                "docker-distribution-api-version",
+                HeaderValue::from_static("registry/2.0"),
+            );
+            (r, "api-base")
+        }
+        Route::NotFound => (
+            text(StatusCode::NOT_FOUND, "404 page not found\n"),
+            "not-found",
+        ),
+        Route::MethodNotAllowed => {
+            let mut r = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Only GET and HEAD are allowed.\n",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            (r, "method-not-allowed")
+        }
+        Route::Invalid { code, what } => (oci_error(code, what), "invalid"),
+        Route::Upstream { rest } => (
+            upstream(state, &settings.upstream, rest, uri.query()),
+            "upstream",
+        ),
+        Route::Signature { rest } => match &settings.signature_upstream {
+            Some(sig) => (
+                upstream(state, sig, rest, uri.query()),
+                "signature-upstream",
+            ),
+            None => (
+                upstream(state, &settings.upstream, rest, uri.query()),
+                "upstream",
+            ),
+        },
+        Route::Blob { digest, .. } => {
+            let rest = &path["/v2".len()..];
+            match settings.backends.choose(&conn.class) {
+                Choice::Upstream => (
+                    upstream(state, &settings.upstream, rest, uri.query()),
+                    "upstream",
+                ),
+                Choice::Region(b) | Choice::Nearest(b) | Choice::Unknown(b) => {
+                    let url = format!("{}/containers/images/{digest}", b.base_url);
+                    match state.checker.check(&url).await {
+                        Presence::Found => (redirect(&url), b.name.as_str()),
+                        Presence::Missing | Presence::Failed => (
+                            upstream(state, &settings.upstream, rest, uri.query()),
+                            "upstream",
+                        ),
+                    }
+                }
+            }
+        }
+    };
+    info!(
+        target: "steer::decision",
+        peer = %conn.peer,
+        class = %conn.class,
+        source = conn.source.as_str(),
+        %method,
+        path,
+        status = response.status().as_u16(),
+        target,
+        "request"
+    );
+    response
+}
+
+/// `<base>/v2/<upstream path><rest>[?query]`. `rest` was checked by the
+/// router; the query passes only if it is a valid header value (the URI
+/// parser already refused control bytes and spaces).
+fn upstream(state: &State, base: &str, rest: &str, query: Option<&str>) -> Response<Body> {
+    let path = &state.settings.upstream_path;
+    let mut url = if path.is_empty() {
+        format!("{base}/v2{rest}")
+    } else {
+        format!("{base}/v2/{path}{rest}")
+    };
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        url.push('?');
+        url.push_str(q);
+    }
+    redirect(&url)
+}
+
+fn redirect(url: &str) -> Response<Body> {
+    match HeaderValue::from_str(url) {
+        Ok(location) => {
+            let mut r = empty(StatusCode::TEMPORARY_REDIRECT);
+            r.headers_mut().insert(header::LOCATION, location);
+            r
+        }
+        // Unreachable with checked paths and URI-validated queries; never
+        // a panic, never a header with a control byte.
+        Err(_) => oci_error("NAME_INVALID", "request"),
+    }
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Body::default());
+    *r.status_mut() = status;
+    r
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// A distribution-spec error body.
+fn oci_error(code: &'static str, what: &'static str) -> Response<Body> {
+    let body = format!(r#"{{"errors":[{{"code":"{code}","message":"invalid {what}"}}]}}"#);
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}

@@ -1,0 +1,301 @@
+//! `redirector serve`: the HTTP redirector.
+//!
+//! Each connection is classified once, right after accept: from the class
+//! XDP recorded for its SYN when XDP is attached (one load from a shared
+//! mapping), else by the userspace classifier on the same table. Requests
+//! on the connection reuse that answer; no request searches the ranges.
+
+mod blob_check;
+mod handler;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result};
+use hyper::{Request, body::Incoming, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto::Builder, graceful::GracefulShutdown},
+};
+use steer_user::{
+    AttachMode, Class, Steer,
+    ranges::{RangeSources, Ranges, chain},
+};
+use tokio::{
+    net::TcpListener,
+    signal::unix::{SignalKind, signal},
+    sync::Semaphore,
+};
+use tracing::{error, info, warn};
+
+pub use handler::{ConnInfo, Source};
+pub use settings::Settings;
+
+use crate::{explain::DEFAULT_PIN_DIR, parse_mode, range_args::RangeArgs};
+use blob_check::BlobChecker;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on. Without it, `[::]:$PORT` (PORT as for the
+    /// registry's Go service, default 8080).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Attach XDP to this interface and classify connections from what it
+    /// records; without it, connections are classified in userspace.
+    #[arg(long, value_name = "IFACE")]
+    xdp_iface: Option<String>,
+    /// XDP mode: auto, native or generic.
+    #[arg(long, default_value = "auto", value_parser = parse_mode)]
+    xdp_mode: AttachMode,
+    /// Pin the XDP maps here for `redirector explain --kernel`.
+    #[arg(long, value_name = "DIR", env = "STEER_PIN_DIR", default_value = DEFAULT_PIN_DIR)]
+    pin_dir: PathBuf,
+    /// Do not pin the maps.
+    #[arg(long)]
+    no_pin: bool,
+    /// Seconds between range reloads (0: only on SIGHUP).
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    reload_interval: f64,
+    /// Most connections served at once; more wait in the kernel's backlog.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Seconds a client may take to send a request's headers (also the
+    /// idle limit between requests on a kept-alive HTTP/1 connection).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    header_timeout: f64,
+    /// Seconds to let in-flight requests finish after SIGTERM.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    grace: f64,
+    #[command(flatten)]
+    ranges: RangeArgs,
+}
+
+/// Largest request head accepted, in bytes (HTTP/1 buffer, HTTP/2 header
+/// list).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+pub struct State {
+    settings: Settings,
+    checker: BlobChecker,
+    ranges: RwLock<Arc<Ranges>>,
+    steer: Option<RwLock<Steer>>,
+}
+
+impl State {
+    /// The class of a direct client, once per connection.
+    fn classify(&self, peer: SocketAddr, local_port: u16) -> (Arc<Class>, Source) {
+        if let Some(steer) = &self.steer {
+            let steer = steer.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(flow) = steer.flow_class(peer, local_port) {
+                let class = steer
+                    .table_of(flow.generation)
+                    .and_then(|t| t.class(flow.class).cloned())
+                    .unwrap_or_else(Class::unknown);
+                return (Arc::new(class), Source::Xdp);
+            }
+        }
+        let ranges = self
+            .ranges
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let id = ranges.classifier.classify(peer.ip());
+        let class = ranges
+            .table
+            .class(id)
+            .cloned()
+            .unwrap_or_else(Class::unknown);
+        (Arc::new(class), Source::Userspace)
+    }
+
+    /// Reloads the ranges; on any failure the current ones keep serving.
+    fn reload(&self, sources: &RangeSources, why: &str) {
+        let current = self
+            .ranges
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let loaded = match sources.load(Some(&current)) {
+            Ok(l) => l,
+            Err(e) => {
+                error!(why, error = %chain(&e), "reload failed; the current ranges keep serving");
+                return;
+            }
+        };
+        for e in &loaded.kept {
+            warn!(why, error = %chain(e), "kept the last good copy");
+        }
+        if !loaded.changed {
+            info!(why, "ranges unchanged");
+            return;
+        }
+        if let Some(steer) = &self.steer {
+            let mut steer = steer.write().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = steer.load_table(loaded.ranges.table.clone()) {
+                error!(why, error = %chain(&e), "loading the new table into the kernel failed; the current one keeps serving");
+                return;
+            }
+        }
+        *self.ranges.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded.ranges);
+        info!(why, "ranges reloaded");
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let settings = Settings::from_env(|k| std::env::var(k).ok())?;
+    let listen = match args.listen {
+        Some(a) => a,
+        None => {
+            let port: u16 = match std::env::var("PORT") {
+                Ok(p) => p
+                    .parse()
+                    .with_context(|| format!("PORT: `{p}` is not a port"))?,
+                Err(_) => 8080,
+            };
+            SocketAddr::from(([0u16; 8], port))
+        }
+    };
+    let sources = args.ranges.sources();
+    let ranges = sources.load(None).context("loading ranges")?.ranges;
+
+    let steer = match &args.xdp_iface {
+        None => None,
+        Some(iface) => {
+            let mut steer =
+                Steer::load().context("loading the XDP classifier (needs root or CAP_BPF)")?;
+            steer
+                .load_table(ranges.table.clone())
+                .context("loading ranges into the XDP maps")?;
+            steer
+                .set_service_ports(&[listen.port()])
+                .context("setting the service port")?;
+            if !args.no_pin
+                && let Err(e) = steer.pin(&args.pin_dir)
+            {
+                warn!(error = %chain(&e), "maps not pinned; `explain --kernel` will not see them");
+            }
+            steer
+                .attach(iface, args.xdp_mode)
+                .with_context(|| format!("attaching XDP to {iface}"))?;
+            Some(RwLock::new(steer))
+        }
+    };
+
+    let state = Arc::new(State {
+        checker: BlobChecker::new(&settings.blob_check),
+        settings,
+        ranges: RwLock::new(Arc::new(ranges)),
+        steer,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(state.clone(), sources, listen, &args))?;
+    if let Some(steer) = &state.steer {
+        let mut steer = steer.write().unwrap_or_else(|e| e.into_inner());
+        steer.detach_all();
+        steer.unpin();
+    }
+    Ok(())
+}
+
+async fn serve(
+    state: Arc<State>,
+    sources: RangeSources,
+    listen: SocketAddr,
+    args: &Args,
+) -> Result<()> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let local = listener.local_addr()?;
+    info!(%local, xdp = args.xdp_iface.as_deref().unwrap_or("off"), "serving");
+    // Tests and scripts wait for this line.
+    println!("steer: serving on {local}");
+
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs_f64(args.header_timeout.max(0.1)))
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(args.max_connections.max(1)));
+
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    let period = (args.reload_interval > 0.0)
+        .then(|| Duration::from_secs_f64(args.reload_interval.max(1.0)));
+    let mut timer = tokio::time::interval_at(
+        tokio::time::Instant::now() + period.unwrap_or(Duration::from_secs(3600)),
+        period.unwrap_or(Duration::from_secs(3600)),
+    );
+    loop {
+        tokio::select! {
+            permit = slots.clone().acquire_owned() => {
+                let permit = permit.expect("the semaphore is never closed");
+                let (stream, peer) = match listener.accept().await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let (class, source) = state.classify(peer, local.port());
+                let conn = Arc::new(ConnInfo { peer, class, source });
+                let state = state.clone();
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let (state, conn) = (state.clone(), conn.clone());
+                    async move {
+                        Ok::<_, Infallible>(handler::handle(&state, &conn, req.method(), req.uri()).await)
+                    }
+                });
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                let watched = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = watched.await;
+                    drop(permit);
+                });
+            }
+            _ = hup.recv() => reload_blocking(&state, &sources, "SIGHUP").await,
+            _ = timer.tick(), if period.is_some() => reload_blocking(&state, &sources, "timer").await,
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    drop(listener);
+    info!("draining in-flight requests");
+    let grace = Duration::from_secs_f64(args.grace.max(0.0));
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!(
+            ?grace,
+            "grace period over; closing the remaining connections"
+        );
+    }
+    Ok(())
+}
+
+/// Reloads off the async threads: compiling a table takes tens of ms.
+async fn reload_blocking(state: &Arc<State>, sources: &RangeSources, why: &'static str) {
+    let (state, sources) = (state.clone(), sources.clone());
+    let _ = tokio::task::spawn_blocking(move || state.reload(&sources, why)).await;
+}

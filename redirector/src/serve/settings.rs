@@ -1,0 +1,171 @@
+//! What `redirector serve` needs to answer requests, from the same
+//! environment variables as the registry's Go service, so that a
+//! deployment of it can switch binaries without a config change.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use crate::backends::{Backends, DEFAULT_AWS_BASE_URL};
+
+pub const INFO_URL: &str = "https://github.com/kubernetes/k8s.io/tree/main/registry.k8s.io";
+pub const PRIVACY_URL: &str = "https://www.linuxfoundation.org/privacy-policy/";
+pub const DEFAULT_UPSTREAM: &str = "https://us-central1-docker.pkg.dev";
+pub const DEFAULT_UPSTREAM_PATH: &str = "k8s-artifacts-prod/images";
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Scheme and host of the upstream registry, no trailing slash.
+    pub upstream: String,
+    /// Path prefix inside the upstream registry, no slashes around it.
+    pub upstream_path: String,
+    /// Where cosign signature and attestation tags go; None: upstream.
+    pub signature_upstream: Option<String>,
+    pub info_url: String,
+    pub privacy_url: String,
+    pub backends: Backends,
+    pub blob_check: BlobCheckSettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct BlobCheckSettings {
+    /// How long a HEAD to a backend may take before the client goes upstream.
+    pub timeout: Duration,
+    /// Cache capacity in entries (found and missing together).
+    pub capacity: u64,
+    /// How long a blob found at a backend is trusted.
+    pub found_ttl: Duration,
+    /// How long a missing blob (or a failed check) is remembered.
+    pub missing_ttl: Duration,
+}
+
+impl Default for BlobCheckSettings {
+    fn default() -> Self {
+        BlobCheckSettings {
+            timeout: Duration::from_secs(5),
+            capacity: 100_000,
+            found_ttl: Duration::from_secs(24 * 3600),
+            missing_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Settings {
+    /// From the Go service's variables: UPSTREAM_REGISTRY_ENDPOINT,
+    /// UPSTREAM_REGISTRY_PATH, SIGNATURE_UPSTREAM_ENDPOINT and
+    /// DEFAULT_AWS_BASE_URL (PORT is read with the listeners).
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Settings> {
+        let var = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
+        let upstream = base_url(
+            "UPSTREAM_REGISTRY_ENDPOINT",
+            &var("UPSTREAM_REGISTRY_ENDPOINT", DEFAULT_UPSTREAM),
+        )?;
+        let upstream_path = var("UPSTREAM_REGISTRY_PATH", DEFAULT_UPSTREAM_PATH)
+            .trim_matches('/')
+            .to_owned();
+        if upstream_path
+            .bytes()
+            .any(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.')))
+            || upstream_path.split('/').any(|s| s == ".." || s == ".")
+        {
+            bail!("UPSTREAM_REGISTRY_PATH: `{upstream_path}` is not a plain path");
+        }
+        let signature_upstream = match get("SIGNATURE_UPSTREAM_ENDPOINT") {
+            Some(s) if !s.is_empty() => Some(base_url("SIGNATURE_UPSTREAM_ENDPOINT", &s)?),
+            _ => None,
+        };
+        let default_aws = base_url(
+            "DEFAULT_AWS_BASE_URL",
+            &var("DEFAULT_AWS_BASE_URL", DEFAULT_AWS_BASE_URL),
+        )?;
+        Ok(Settings {
+            upstream,
+            upstream_path,
+            signature_upstream,
+            info_url: INFO_URL.to_owned(),
+            privacy_url: PRIVACY_URL.to_owned(),
+            backends: Backends::registry_k8s_io(&default_aws),
+            blob_check: BlobCheckSettings::default(),
+        })
+    }
+}
+
+/// `scheme://host[:port][/path]`, http or https, no query, no trailing
+/// slash: everything a Location header is built from must be this clean.
+pub fn base_url(what: &str, url: &str) -> Result<String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{what}: `{url}` is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => bail!("{what}: `{url}` must start with http:// or https://"),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        bail!("{what}: `{url}` has no host");
+    }
+    if uri.query().is_some() || url.contains('#') {
+        bail!("{what}: `{url}` must not have a query or fragment");
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn defaults_are_registry_k8s_io() {
+        let s = Settings::from_env(env(&[])).unwrap();
+        assert_eq!(s.upstream, DEFAULT_UPSTREAM);
+        assert_eq!(s.upstream_path, DEFAULT_UPSTREAM_PATH);
+        assert_eq!(s.signature_upstream, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (vars, want) in [
+            (
+                vec![("UPSTREAM_REGISTRY_ENDPOINT", "ftp://x")],
+                "UPSTREAM_REGISTRY_ENDPOINT",
+            ),
+            (
+                vec![("UPSTREAM_REGISTRY_ENDPOINT", "https://x/?q=1")],
+                "query",
+            ),
+            (
+                vec![("UPSTREAM_REGISTRY_PATH", "a/../b")],
+                "UPSTREAM_REGISTRY_PATH",
+            ),
+            (
+                vec![("SIGNATURE_UPSTREAM_ENDPOINT", "not a url")],
+                "SIGNATURE_UPSTREAM_ENDPOINT",
+            ),
+            (
+                vec![("DEFAULT_AWS_BASE_URL", "https://")],
+                "DEFAULT_AWS_BASE_URL",
+            ),
+        ] {
+            let err = Settings::from_env(env(&vars)).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        let s = Settings::from_env(env(&[
+            ("UPSTREAM_REGISTRY_ENDPOINT", "https://k8s.gcr.io/"),
+            ("UPSTREAM_REGISTRY_PATH", "/"),
+            ("SIGNATURE_UPSTREAM_ENDPOINT", ""),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (s.upstream.as_str(), s.upstream_path.as_str()),
+            ("https://k8s.gcr.io", "")
+        );
+        assert_eq!(s.signature_upstream, None);
+    }
+}

@@ -1,0 +1,274 @@
+//! The registry Go service's handler test cases, run against `handle`
+//! with the same settings, plus what steer adds (query strings, grammar).
+//! Blob checks answer from a fixed set: no request leaves the process.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, RwLock},
+};
+
+use http::{Method, StatusCode, header};
+use steer_user::ranges::RangeSources;
+
+use super::{
+    State,
+    blob_check::BlobChecker,
+    handler::{ConnInfo, handle},
+    settings::{BlobCheckSettings, Settings},
+};
+
+const D: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
+const EU_WEST_3: &str =
+    "https://prod-registry-k8s-io-eu-west-3.s3.dualstack.eu-west-3.amazonaws.com";
+
+fn state(vars: &[(&str, &str)], found: &[&str]) -> State {
+    let settings = Settings::from_env(|k| {
+        vars.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap();
+    // The embedded ranges, as a fresh machine has them.
+    let ranges = RangeSources::default().load(None).unwrap().ranges;
+    State {
+        checker: BlobChecker::fixed(&BlobCheckSettings::default(), found),
+        settings,
+        ranges: RwLock::new(Arc::new(ranges)),
+        steer: None,
+    }
+}
+
+/// (method, URL path and query, client address, status, Location).
+type Case = (
+    &'static str,
+    String,
+    &'static str,
+    StatusCode,
+    Option<String>,
+);
+
+async fn run(state: &State, cases: Vec<Case>) {
+    let mut failures = Vec::new();
+    for (method, target, client, status, location) in cases {
+        let peer: SocketAddr = format!("{client}:888").parse().unwrap();
+        let (class, source) = state.classify(peer, 8080);
+        let conn = ConnInfo {
+            peer,
+            class,
+            source,
+        };
+        let uri: http::Uri = target.parse().unwrap();
+        let method: Method = method.parse().unwrap();
+        let r = handle(state, &conn, &method, &uri).await;
+        let got = r
+            .headers()
+            .get(header::LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned());
+        if r.status() != status || got != location {
+            failures.push(format!(
+                "{method} {target} from {client}: {} {got:?}, expected {status} {location:?}",
+                r.status()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+const NOWHERE: &str = "192.0.2.1";
+const AWS_EU_WEST_3: &str = "35.180.1.1";
+const GCP: &str = "35.220.26.1";
+
+#[tokio::test]
+async fn go_service_make_handler_cases() {
+    let s = state(
+        &[
+            (
+                "UPSTREAM_REGISTRY_ENDPOINT",
+                "https://us-central1-docker.pkg.dev",
+            ),
+            ("UPSTREAM_REGISTRY_PATH", "k8s-artifacts-prod/images"),
+        ],
+        &[&format!("{EU_WEST_3}/containers/images/{D}")],
+    );
+    let up = "https://us-central1-docker.pkg.dev/v2/k8s-artifacts-prod/images";
+    let redirect = StatusCode::TEMPORARY_REDIRECT;
+    let cases: Vec<Case> = vec![
+        ("GET", "/".into(), NOWHERE, redirect, Some(super::settings::INFO_URL.into())),
+        ("GET", "/privacy".into(), NOWHERE, redirect, Some(super::settings::PRIVACY_URL.into())),
+        ("GET", "/v3/".into(), NOWHERE, StatusCode::NOT_FOUND, None),
+        ("GET", "/v2/".into(), NOWHERE, StatusCode::OK, None),
+        ("GET", "/v2".into(), NOWHERE, StatusCode::OK, None),
+        ("HEAD", "/v2".into(), NOWHERE, StatusCode::OK, None),
+        ("POST", "/v2/".into(), NOWHERE, StatusCode::METHOD_NOT_ALLOWED, None),
+        ("GET", "/v2/pause/manifests/latest".into(), NOWHERE, redirect, Some(format!("{up}/pause/manifests/latest"))),
+        ("GET", "/v2/pause/tags/list?n=0".into(), NOWHERE, redirect, Some(format!("{up}/pause/tags/list?n=0"))),
+        (
+            "GET",
+            "/v2/pause/tags/list?n=1000&after=v1.2.3".into(),
+            NOWHERE,
+            redirect,
+            Some(format!("{up}/pause/tags/list?n=1000&after=v1.2.3")),
+        ),
+        ("GET", format!("/v2/pause/blobs/{D}"), NOWHERE, redirect, Some(format!("{up}/pause/blobs/{D}"))),
+        (
+            "GET",
+            format!("/v2/pause/blobs/{D}"),
+            AWS_EU_WEST_3,
+            redirect,
+            Some(format!("{EU_WEST_3}/containers/images/{D}")),
+        ),
+        ("GET", format!("/v2/pause/blobs/{D}"), GCP, redirect, Some(format!("{up}/pause/blobs/{D}"))),
+        (
+            "GET",
+            "/v2/pause/manifests/sha256-da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e.sig".into(),
+            NOWHERE,
+            redirect,
+            Some(format!(
+                "{up}/pause/manifests/sha256-da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e.sig"
+            )),
+        ),
+    ];
+    run(&s, cases).await;
+}
+
+#[tokio::test]
+async fn go_service_v2_handler_cases() {
+    let known = [
+        format!("{EU_WEST_3}/containers/images/{D}"),
+        format!(
+            "https://prod-registry-k8s-io-eu-west-1.s3.dualstack.eu-west-1.amazonaws.com/containers/images/{D}"
+        ),
+    ];
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    let s = state(
+        &[
+            ("UPSTREAM_REGISTRY_ENDPOINT", "https://k8s.gcr.io"),
+            ("UPSTREAM_REGISTRY_PATH", ""),
+            (
+                "SIGNATURE_UPSTREAM_ENDPOINT",
+                "https://us-central1-docker.pkg.dev",
+            ),
+        ],
+        &known,
+    );
+    let redirect = StatusCode::TEMPORARY_REDIRECT;
+    let sig = "sha256-da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
+    let other = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1234567";
+    let cases: Vec<Case> = vec![
+        (
+            "GET",
+            format!("/v2/pause/blobs/{D}"),
+            NOWHERE,
+            redirect,
+            Some(format!("https://k8s.gcr.io/v2/pause/blobs/{D}")),
+        ),
+        (
+            "GET",
+            "/v2/_catalog".into(),
+            AWS_EU_WEST_3,
+            StatusCode::NOT_FOUND,
+            None,
+        ),
+        (
+            "GET",
+            format!("/v2/pause/blobs/{D}"),
+            AWS_EU_WEST_3,
+            redirect,
+            Some(format!("{EU_WEST_3}/containers/images/{D}")),
+        ),
+        (
+            "GET",
+            "/v2/pause/manifests/latest".into(),
+            NOWHERE,
+            redirect,
+            Some("https://k8s.gcr.io/v2/pause/manifests/latest".into()),
+        ),
+        (
+            "GET",
+            format!("/v2/pause/blobs/{other}"),
+            AWS_EU_WEST_3,
+            redirect,
+            Some(format!("https://k8s.gcr.io/v2/pause/blobs/{other}")),
+        ),
+        (
+            "GET",
+            format!("/v2/pause/manifests/{sig}.sig"),
+            NOWHERE,
+            redirect,
+            Some(format!(
+                "https://us-central1-docker.pkg.dev/v2/pause/manifests/{sig}.sig"
+            )),
+        ),
+        (
+            "GET",
+            format!("/v2/pause/manifests/{sig}.att"),
+            NOWHERE,
+            redirect,
+            Some(format!(
+                "https://us-central1-docker.pkg.dev/v2/pause/manifests/{sig}.att"
+            )),
+        ),
+        (
+            "HEAD",
+            format!("/v2/pause/manifests/{sig}.sig"),
+            NOWHERE,
+            redirect,
+            Some(format!(
+                "https://us-central1-docker.pkg.dev/v2/pause/manifests/{sig}.sig"
+            )),
+        ),
+        (
+            "GET",
+            format!("/v2/kubernetes/pause/manifests/{sig}.sig"),
+            NOWHERE,
+            redirect,
+            Some(format!(
+                "https://us-central1-docker.pkg.dev/v2/kubernetes/pause/manifests/{sig}.sig"
+            )),
+        ),
+        (
+            "GET",
+            "/v2/pause/tags/list".into(),
+            NOWHERE,
+            redirect,
+            Some("https://k8s.gcr.io/v2/pause/tags/list".into()),
+        ),
+        // Deliberate difference: the Go service redirects a sha256 digest of
+        // 128 hex digits upstream; the OCI grammar says sha256 is 64.
+        (
+            "GET",
+            format!("/v2/pause/blobs/sha256:{}", "3b".repeat(64)),
+            NOWHERE,
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+    ];
+    run(&s, cases).await;
+}
+
+#[tokio::test]
+async fn blob_checks_are_cached() {
+    let s = state(&[], &[&format!("{EU_WEST_3}/containers/images/{D}")]);
+    let cases: Vec<Case> = (0..3)
+        .map(|_| {
+            (
+                "GET",
+                format!("/v2/pause/blobs/{D}"),
+                AWS_EU_WEST_3,
+                StatusCode::TEMPORARY_REDIRECT,
+                Some(format!("{EU_WEST_3}/containers/images/{D}")),
+            )
+        })
+        .collect();
+    run(&s, cases).await;
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = &s.checker.stats;
+    assert_eq!(
+        (
+            stats.requests.load(Relaxed),
+            stats.misses.load(Relaxed),
+            stats.hits.load(Relaxed)
+        ),
+        (1, 1, 2)
+    );
+}
