@@ -95,6 +95,7 @@ fn update_fetches_conditionally_and_keeps_the_last_good_copy() {
     assert_eq!(
         server.log().last(),
         Some(&Served {
+            method: "GET".into(),
             path: "/ip-ranges.json".into(),
             if_none_match: Some("\"v1\"".into()),
             if_modified_since: Some(LAST_MODIFIED.into()),

@@ -1,5 +1,6 @@
-//! A tiny HTTP server on loopback that serves feed files with validators,
-//! for `redirector ranges update` tests. It answers GET with 200 and the
+//! A tiny HTTP server on loopback that serves files with validators: feeds
+//! for `redirector ranges update` tests, blobs for `redirector serve`'s
+//! blob checks. It answers GET with 200 and the
 //! body, or 304 when `If-None-Match` names the current ETag (or, for a
 //! file served without one, when `If-Modified-Since` is its
 //! [`LAST_MODIFIED`]), and records every request.
@@ -19,6 +20,7 @@ use std::{
 /// What one request asked and got.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Served {
+    pub method: String,
     pub path: String,
     pub if_none_match: Option<String>,
     pub if_modified_since: Option<String>,
@@ -32,6 +34,7 @@ pub const LAST_MODIFIED: &str = "Wed, 29 Jul 2026 08:27:05 GMT";
 struct State {
     files: HashMap<String, (String, String)>,
     log: Vec<Served>,
+    delay: Duration,
 }
 
 /// Stops and joins the server thread on drop.
@@ -84,6 +87,12 @@ impl FeedServer {
             .insert(format!("/{path}"), (body.to_owned(), etag.to_owned()));
     }
 
+    /// Waits this long before answering each request (bounded by the
+    /// caller; for timeout and coalescing tests).
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
+    }
+
     /// Requests served so far, oldest first.
     pub fn log(&self) -> Vec<Served> {
         self.state.lock().unwrap().log.clone()
@@ -108,11 +117,9 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
     if reader.read_line(&mut request_line).is_err() {
         return;
     }
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("/")
-        .to_owned();
+    let mut words = request_line.split_whitespace();
+    let method = words.next().unwrap_or("GET").to_owned();
+    let path = words.next().unwrap_or("/").to_owned();
     let mut if_none_match = None;
     let mut if_modified_since = None;
     loop {
@@ -132,6 +139,8 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
             }
         }
     }
+    let delay = state.lock().unwrap().delay;
+    thread::sleep(delay);
     let mut st = state.lock().unwrap();
     let (status, head, body) = match st.files.get(&path) {
         None => (404, String::new(), String::new()),
@@ -152,7 +161,9 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
             }
         }
     };
+    let head_only = method == "HEAD";
     st.log.push(Served {
+        method,
         path,
         if_none_match,
         if_modified_since,
@@ -167,7 +178,8 @@ fn serve(conn: TcpStream, state: &Mutex<State>) {
     let mut conn = conn;
     let _ = write!(
         conn,
-        "HTTP/1.1 {status} {reason}\r\n{head}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+        "HTTP/1.1 {status} {reason}\r\n{head}Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        if head_only { "" } else { body.as_str() }
     );
 }

@@ -74,6 +74,19 @@ pub struct Args {
     /// Seconds to let in-flight requests finish after SIGTERM.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     grace: f64,
+    /// Seconds a HEAD check at a backend may take before the client is
+    /// sent upstream.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    blob_check_timeout: f64,
+    /// Blob check results kept (found and missing together).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    blob_cache_entries: u64,
+    /// Seconds a blob found at a backend is trusted.
+    #[arg(long, value_name = "SECS", default_value_t = 86_400.0)]
+    blob_found_ttl: f64,
+    /// Seconds a missing blob (or a failed check) is remembered.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    blob_missing_ttl: f64,
     #[command(flatten)]
     ranges: RangeArgs,
 }
@@ -150,7 +163,17 @@ impl State {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let settings = Settings::from_env(|k| std::env::var(k).ok())?;
+    let mut settings = Settings::from_env(|k| std::env::var(k).ok())?;
+    let secs = |what: &str, v: f64| -> Result<Duration> {
+        Duration::try_from_secs_f64(v)
+            .map_err(|_| anyhow::anyhow!("--{what}: `{v}` is not a number of seconds"))
+    };
+    settings.blob_check = settings::BlobCheckSettings {
+        timeout: secs("blob-check-timeout", args.blob_check_timeout)?,
+        capacity: args.blob_cache_entries,
+        found_ttl: secs("blob-found-ttl", args.blob_found_ttl)?,
+        missing_ttl: secs("blob-missing-ttl", args.blob_missing_ttl)?,
+    };
     let listen = match args.listen {
         Some(a) => a,
         None => {
@@ -243,17 +266,23 @@ async fn serve(
         tokio::time::Instant::now() + period.unwrap_or(Duration::from_secs(3600)),
         period.unwrap_or(Duration::from_secs(3600)),
     );
+    // A permit is taken before accepting, so at the cap new connections
+    // wait in the kernel's backlog instead of being accepted and dropped.
+    let mut permit = None;
     loop {
         tokio::select! {
-            permit = slots.clone().acquire_owned() => {
-                let permit = permit.expect("the semaphore is never closed");
-                let (stream, peer) = match listener.accept().await {
+            p = slots.clone().acquire_owned(), if permit.is_none() => {
+                permit = Some(p.expect("the semaphore is never closed"));
+            }
+            accepted = listener.accept(), if permit.is_some() => {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         warn!(error = %e, "accept failed");
                         continue;
                     }
                 };
+                let permit = permit.take();
                 let _ = stream.set_nodelay(true);
                 let (class, source) = state.classify(peer, local.port());
                 let conn = Arc::new(ConnInfo { peer, class, source });

@@ -1,0 +1,319 @@
+//! `redirector serve` over real HTTP on loopback, with a local server as
+//! the regional blob backend. Clients from 127.0.0.2 are classified as an
+//! AWS region without a bucket of its own (so the default backend, here
+//! the local server, is checked), 127.0.0.3 as GCP, 127.0.0.1 as in no
+//! feed. The upstream registry is only ever named in Location headers.
+//! Nothing leaves 127.0.0.0/8.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use socket2::{Domain, Socket, Type};
+use steer_tests::feed_server::FeedServer;
+
+const D1: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
+const D2: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+const UPSTREAM: &str = "http://127.0.0.1:1";
+
+struct Redirector {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Redirector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(bucket: &str, extra: &[&str]) -> Redirector {
+    let dir = tempfile::tempdir().unwrap();
+    let custom = dir.path().join("loopback.csv");
+    std::fs::write(
+        &custom,
+        "127.0.0.2/32,aws,test-1\n127.0.0.3/32,gcp,europe-west1\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redirector"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--snapshot",
+            "/nonexistent/x",
+        ])
+        .arg("--custom")
+        .arg(&custom)
+        .args(extra)
+        .env("UPSTREAM_REGISTRY_ENDPOINT", UPSTREAM)
+        .env("UPSTREAM_REGISTRY_PATH", "mirror")
+        .env("DEFAULT_AWS_BASE_URL", bucket)
+        .env_remove("SIGNATURE_UPSTREAM_ENDPOINT")
+        .env_remove("STEER_SNAPSHOT")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start redirector serve");
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("redirector serve did not start");
+    let addr = line
+        .strip_prefix("steer: serving on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .unwrap();
+    Redirector {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+/// One raw HTTP/1.1 request from `src`; returns (status, headers, body).
+fn request(to: SocketAddr, src: &str, raw: &str) -> (u16, String, String) {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::new(src.parse::<IpAddr>().unwrap(), 0).into())
+        .unwrap();
+    socket
+        .connect_timeout(&to.into(), Duration::from_secs(5))
+        .unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = stream.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+fn get(to: SocketAddr, src: &str, method: &str, path: &str) -> (u16, Option<String>, String) {
+    let (status, head, body) = request(
+        to,
+        src,
+        &format!("{method} {path} HTTP/1.1\r\nHost: registry.test\r\nConnection: close\r\n\r\n"),
+    );
+    let location = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: ").map(str::to_owned));
+    (status, location, body)
+}
+
+fn heads(server: &FeedServer, path: &str) -> usize {
+    server
+        .log()
+        .iter()
+        .filter(|s| s.method == "HEAD" && s.path == path)
+        .count()
+}
+
+#[test]
+fn blobs_go_to_the_backend_that_has_them_and_checks_are_cached() {
+    let bucket = FeedServer::start();
+    bucket.set(&format!("bucket/containers/images/{D1}"), "blob", "");
+    let base = bucket.url("bucket");
+    let r = start(&base, &[]);
+    let at = |digest: &str| format!("/bucket/containers/images/{digest}");
+    let upstream = |digest: &str| format!("{UPSTREAM}/v2/mirror/pause/blobs/{digest}");
+
+    // Present at the backend: there, once checked; then from the cache.
+    for _ in 0..3 {
+        let (status, location, body) =
+            get(r.addr, "127.0.0.2", "GET", &format!("/v2/pause/blobs/{D1}"));
+        assert_eq!(
+            (status, location.as_deref()),
+            (307, Some(format!("{base}/containers/images/{D1}").as_str()))
+        );
+        assert!(body.is_empty());
+    }
+    assert_eq!(heads(&bucket, &at(D1)), 1, "one HEAD, then cache hits");
+
+    // Missing: upstream, and the miss is remembered too.
+    for _ in 0..2 {
+        let (status, location, _) =
+            get(r.addr, "127.0.0.2", "GET", &format!("/v2/pause/blobs/{D2}"));
+        assert_eq!((status, location), (307, Some(upstream(D2))));
+    }
+    assert_eq!(heads(&bucket, &at(D2)), 1);
+
+    // A client in no feed is checked against the default backend as well
+    // (the Go service's rule); HEAD answers like GET, without a body.
+    let (status, location, body) = get(
+        r.addr,
+        "127.0.0.1",
+        "HEAD",
+        &format!("/v2/pause/blobs/{D1}"),
+    );
+    assert_eq!(
+        (status, location),
+        (307, Some(format!("{base}/containers/images/{D1}")))
+    );
+    assert!(body.is_empty());
+
+    // GCP stays upstream, with no check at all.
+    let before = bucket.log().len();
+    let (status, location, _) = get(r.addr, "127.0.0.3", "GET", &format!("/v2/pause/blobs/{D3}"));
+    assert_eq!((status, location), (307, Some(upstream(D3))));
+    assert_eq!(bucket.log().len(), before);
+
+    // Manifests and tag lists go upstream with their query.
+    let (status, location, _) = get(
+        r.addr,
+        "127.0.0.2",
+        "GET",
+        "/v2/pause/tags/list?n=2&last=v1",
+    );
+    assert_eq!(
+        (status, location.as_deref()),
+        (
+            307,
+            Some("http://127.0.0.1:1/v2/mirror/pause/tags/list?n=2&last=v1")
+        )
+    );
+}
+
+#[test]
+fn concurrent_checks_for_one_blob_send_one_request() {
+    let bucket = FeedServer::start();
+    bucket.set(&format!("bucket/containers/images/{D3}"), "blob", "");
+    bucket.set_delay(Duration::from_millis(300));
+    let base = bucket.url("bucket");
+    let r = start(&base, &[]);
+    let addr = r.addr;
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                get(addr, "127.0.0.2", "GET", &format!("/v2/pause/blobs/{D3}"))
+            })
+        })
+        .collect();
+    for c in clients {
+        let (status, location, _) = c.join().unwrap();
+        assert_eq!(
+            (status, location),
+            (307, Some(format!("{base}/containers/images/{D3}")))
+        );
+    }
+    assert_eq!(
+        heads(&bucket, &format!("/bucket/containers/images/{D3}")),
+        1
+    );
+}
+
+#[test]
+fn a_backend_that_hangs_sends_clients_upstream_after_the_timeout() {
+    // Accepts connections and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/bucket", silent.local_addr().unwrap());
+    let r = start(&base, &["--blob-check-timeout", "0.3"]);
+    let t = Instant::now();
+    let (status, location, _) = get(r.addr, "127.0.0.2", "GET", &format!("/v2/pause/blobs/{D1}"));
+    assert_eq!(
+        (status, location),
+        (307, Some(format!("{UPSTREAM}/v2/mirror/pause/blobs/{D1}")))
+    );
+    // Not a timing assertion: only that the answer did not wait for the
+    // 10 s client timeout.
+    assert!(t.elapsed() < Duration::from_secs(10));
+    drop(silent);
+}
+
+#[test]
+fn malformed_requests_get_clear_answers_and_no_unescaped_header() {
+    let bucket = FeedServer::start();
+    let r = start(&bucket.url("bucket"), &[]);
+    let cases = [
+        ("GET /v2/pause/manifests/la%0D%0Atest HTTP/1.1", 400),
+        ("GET /v2/Pause/manifests/latest HTTP/1.1", 400),
+        ("GET /v2/pause/blobs/sha256:abc HTTP/1.1", 400),
+        ("GET /v2/../../etc/passwd HTTP/1.1", 404),
+        ("DELETE /v2/pause/manifests/latest HTTP/1.1", 405),
+        ("BREW /v2/ HTTP/1.1", 405),
+    ];
+    for (line, want) in cases {
+        let (status, head, body) = request(
+            r.addr,
+            "127.0.0.2",
+            &format!("{line}\r\nHost: registry.test\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(status, want, "{line}: {head}");
+        assert!(
+            !head.to_ascii_lowercase().contains("\nlocation:"),
+            "{line}: {head}"
+        );
+        if want == 400 {
+            assert!(body.contains("\"code\":"), "{line}: OCI error body: {body}");
+        }
+    }
+    // A control byte in the request line is refused by the HTTP parser.
+    let (status, _, _) = request(
+        r.addr,
+        "127.0.0.2",
+        "GET /v2/pause/manifests/la\x01test HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 400);
+    // An overlong path and oversized headers are refused, never served.
+    let long = format!("/v2/{}/manifests/latest", "a/".repeat(3000));
+    let (status, _, _) = get(r.addr, "127.0.0.2", "GET", &long);
+    assert!(status == 400 || status == 414 || status == 431, "{status}");
+    let (status, _, _) = request(
+        r.addr,
+        "127.0.0.2",
+        &format!(
+            "GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+            "b".repeat(100 * 1024)
+        ),
+    );
+    assert!(status == 431 || status == 400 || status == 0, "{status}");
+    // Still serving.
+    assert_eq!(get(r.addr, "127.0.0.2", "GET", "/v2/").0, 200);
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish() {
+    let bucket = FeedServer::start();
+    bucket.set(&format!("bucket/containers/images/{D1}"), "blob", "");
+    bucket.set_delay(Duration::from_millis(800));
+    let base = bucket.url("bucket");
+    let mut r = start(&base, &[]);
+    let addr = r.addr;
+    let in_flight =
+        std::thread::spawn(move || get(addr, "127.0.0.2", "GET", &format!("/v2/pause/blobs/{D1}")));
+    // Let the request reach the blob check, then ask the server to stop.
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill on our own child's pid.
+    assert_eq!(unsafe { libc::kill(r.child.id() as i32, libc::SIGTERM) }, 0);
+    let (status, location, _) = in_flight.join().unwrap();
+    assert_eq!(
+        (status, location),
+        (307, Some(format!("{base}/containers/images/{D1}")))
+    );
+    let exit = r.child.wait().unwrap();
+    assert!(exit.success(), "{exit}");
+}
