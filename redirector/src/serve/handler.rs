@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use http::{HeaderValue, Method, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use steer_user::Class;
@@ -22,6 +22,8 @@ pub enum Source {
     Xdp,
     /// The userspace classifier (XDP off, or the flow slot was lost).
     Userspace,
+    /// The userspace classifier on an address a trusted proxy gave.
+    Forwarded,
 }
 
 impl Source {
@@ -29,6 +31,7 @@ impl Source {
         match self {
             Source::Xdp => "xdp",
             Source::Userspace => "userspace",
+            Source::Forwarded => "forwarded",
         }
     }
 }
@@ -43,13 +46,17 @@ pub struct ConnInfo {
 
 pub type Body = Full<Bytes>;
 
-pub async fn handle(
-    state: &State,
-    conn: &ConnInfo,
-    method: &Method,
-    uri: &http::Uri,
-) -> Response<Body> {
+pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Response<Body> {
+    let (method, uri) = (req.method(), req.uri());
     let path = uri.path();
+    // Behind a trusted proxy the client is in the header: classified per
+    // request, in userspace. Otherwise the connection's class stands.
+    let (client, from_header) = state.forwarded.client(conn.peer.ip(), req.headers());
+    let (class, source) = if from_header {
+        (state.classify_userspace(client), Source::Forwarded)
+    } else {
+        (conn.class.clone(), conn.source)
+    };
     let settings = &state.settings;
     let routed = route(method.as_str(), path);
     let (response, target) = match routed {
@@ -93,7 +100,7 @@ pub async fn handle(
         },
         Route::Blob { digest, .. } => {
             let rest = &path["/v2".len()..];
-            match settings.backends.choose(&conn.class) {
+            match settings.backends.choose(&class) {
                 Choice::Upstream => (
                     upstream(state, &settings.upstream, rest, uri.query()),
                     "upstream",
@@ -114,8 +121,9 @@ pub async fn handle(
     info!(
         target: "steer::decision",
         peer = %conn.peer,
-        class = %conn.class,
-        source = conn.source.as_str(),
+        %client,
+        class = %class,
+        source = source.as_str(),
         %method,
         path,
         status = response.status().as_u16(),

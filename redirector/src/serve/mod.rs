@@ -6,6 +6,7 @@
 //! on the connection reuse that answer; no request searches the ranges.
 
 mod blob_check;
+mod client_addr;
 mod handler;
 mod settings;
 #[cfg(test)]
@@ -41,6 +42,7 @@ pub use settings::Settings;
 
 use crate::{explain::DEFAULT_PIN_DIR, parse_mode, range_args::RangeArgs};
 use blob_check::BlobChecker;
+use client_addr::Forwarded;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -87,6 +89,14 @@ pub struct Args {
     /// Seconds a missing blob (or a failed check) is remembered.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     blob_missing_ttl: f64,
+    /// A proxy network (CIDR) whose X-Forwarded-For is believed: the
+    /// client is the rightmost entry that is not such a proxy. Repeatable.
+    #[arg(long, value_name = "CIDR", conflicts_with = "forwarded_second_to_last")]
+    trusted_proxy: Vec<ipnet::IpNet>,
+    /// The Go service's rule: the second-to-last X-Forwarded-For entry,
+    /// from any peer. Only behind a load balancer that is the sole way in.
+    #[arg(long)]
+    forwarded_second_to_last: bool,
     #[command(flatten)]
     ranges: RangeArgs,
 }
@@ -97,12 +107,30 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 pub struct State {
     settings: Settings,
+    forwarded: Forwarded,
     checker: BlobChecker,
     ranges: RwLock<Arc<Ranges>>,
     steer: Option<RwLock<Steer>>,
 }
 
 impl State {
+    /// The class of an address the kernel did not see (from a proxy).
+    fn classify_userspace(&self, addr: std::net::IpAddr) -> Arc<Class> {
+        let ranges = self
+            .ranges
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let id = ranges.classifier.classify(addr);
+        Arc::new(
+            ranges
+                .table
+                .class(id)
+                .cloned()
+                .unwrap_or_else(Class::unknown),
+        )
+    }
+
     /// The class of a direct client, once per connection.
     fn classify(&self, peer: SocketAddr, local_port: u16) -> (Arc<Class>, Source) {
         if let Some(steer) = &self.steer {
@@ -115,18 +143,7 @@ impl State {
                 return (Arc::new(class), Source::Xdp);
             }
         }
-        let ranges = self
-            .ranges
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let id = ranges.classifier.classify(peer.ip());
-        let class = ranges
-            .table
-            .class(id)
-            .cloned()
-            .unwrap_or_else(Class::unknown);
-        (Arc::new(class), Source::Userspace)
+        (self.classify_userspace(peer.ip()), Source::Userspace)
     }
 
     /// Reloads the ranges; on any failure the current ones keep serving.
@@ -212,7 +229,15 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
 
+    let forwarded = if args.forwarded_second_to_last {
+        Forwarded::SecondToLast
+    } else if !args.trusted_proxy.is_empty() {
+        Forwarded::Trusted(args.trusted_proxy.clone())
+    } else {
+        Forwarded::Peer
+    };
     let state = Arc::new(State {
+        forwarded,
         checker: BlobChecker::new(&settings.blob_check),
         settings,
         ranges: RwLock::new(Arc::new(ranges)),
@@ -290,7 +315,7 @@ async fn serve(
                 let service = service_fn(move |req: Request<Incoming>| {
                     let (state, conn) = (state.clone(), conn.clone());
                     async move {
-                        Ok::<_, Infallible>(handler::handle(&state, &conn, req.method(), req.uri()).await)
+                        Ok::<_, Infallible>(handler::handle(&state, &conn, &req).await)
                     }
                 });
                 let connection = builder

@@ -31,6 +31,7 @@ fn state(vars: &[(&str, &str)], found: &[&str]) -> State {
     // The embedded ranges, as a fresh machine has them.
     let ranges = RangeSources::default().load(None).unwrap().ranges;
     State {
+        forwarded: super::client_addr::Forwarded::Peer,
         checker: BlobChecker::fixed(&BlobCheckSettings::default(), found),
         settings,
         ranges: RwLock::new(Arc::new(ranges)),
@@ -57,9 +58,12 @@ async fn run(state: &State, cases: Vec<Case>) {
             class,
             source,
         };
-        let uri: http::Uri = target.parse().unwrap();
-        let method: Method = method.parse().unwrap();
-        let r = handle(state, &conn, &method, &uri).await;
+        let req = http::Request::builder()
+            .method(method.parse::<Method>().unwrap())
+            .uri(target.as_str())
+            .body(())
+            .unwrap();
+        let r = handle(state, &conn, &req).await;
         let got = r
             .headers()
             .get(header::LOCATION)
@@ -270,5 +274,65 @@ async fn blob_checks_are_cached() {
             stats.hits.load(Relaxed)
         ),
         (1, 1, 2)
+    );
+}
+
+async fn location_with_xff(
+    state: &State,
+    peer: &str,
+    xff: Option<&str>,
+) -> (StatusCode, Option<String>) {
+    let peer: SocketAddr = format!("{peer}:888").parse().unwrap();
+    let (class, source) = state.classify(peer, 8080);
+    let conn = ConnInfo {
+        peer,
+        class,
+        source,
+    };
+    let mut req = http::Request::builder().uri(format!("/v2/pause/blobs/{D}"));
+    if let Some(v) = xff {
+        req = req.header("x-forwarded-for", v);
+    }
+    let r = handle(state, &conn, &req.body(()).unwrap()).await;
+    let location = r
+        .headers()
+        .get(header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned());
+    (r.status(), location)
+}
+
+#[tokio::test]
+async fn forwarded_clients_are_classified_per_request() {
+    let bucket = format!("{EU_WEST_3}/containers/images/{D}");
+    let up =
+        format!("https://us-central1-docker.pkg.dev/v2/k8s-artifacts-prod/images/pause/blobs/{D}");
+    let mut s = state(&[], &[&bucket]);
+    s.forwarded = super::client_addr::Forwarded::Trusted(vec!["127.0.0.0/8".parse().unwrap()]);
+    let redirect = StatusCode::TEMPORARY_REDIRECT;
+    assert_eq!(
+        location_with_xff(&s, "127.0.0.1", Some("35.180.1.1")).await,
+        (redirect, Some(bucket.clone()))
+    );
+    // From an untrusted peer the header means nothing.
+    assert_eq!(
+        location_with_xff(&s, NOWHERE, Some("35.180.1.1")).await,
+        (redirect, Some(up.clone()))
+    );
+    // Odd values never fail a blob pull: the peer is used.
+    for odd in ["unknown", "35.180.1.1, <script>", &"9".repeat(5000)] {
+        assert_eq!(
+            location_with_xff(&s, "127.0.0.1", Some(odd)).await,
+            (redirect, Some(up.clone())),
+            "{odd:.20}"
+        );
+    }
+    s.forwarded = super::client_addr::Forwarded::SecondToLast;
+    assert_eq!(
+        location_with_xff(&s, NOWHERE, Some("35.180.1.1, 130.211.0.5")).await,
+        (redirect, Some(bucket))
+    );
+    assert_eq!(
+        location_with_xff(&s, NOWHERE, Some("35.180.1.1")).await,
+        (redirect, Some(up))
     );
 }

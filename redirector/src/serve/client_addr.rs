@@ -1,0 +1,176 @@
+//! Which address a request is from: the TCP peer, or what a trusted proxy
+//! says in `X-Forwarded-For`.
+//!
+//! A header value that is odd (not addresses), too long, or from a peer
+//! that is not trusted never fails a request: the peer address is used.
+
+use std::net::IpAddr;
+
+use http::HeaderMap;
+use ipnet::IpNet;
+
+/// Longest `X-Forwarded-For` (all lines together) that is parsed.
+pub const MAX_XFF_BYTES: usize = 4096;
+/// Most entries looked at.
+pub const MAX_XFF_ENTRIES: usize = 64;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Forwarded {
+    /// The TCP peer is the client (the default: nothing to spoof).
+    #[default]
+    Peer,
+    /// Peers in these networks are proxies: the client is the rightmost
+    /// `X-Forwarded-For` entry that is not a trusted proxy.
+    Trusted(Vec<IpNet>),
+    /// The registry's Go service rule, for deployments behind Google's
+    /// load balancer: the second-to-last entry when there are at least
+    /// two, else the peer. Trusts any peer: only for a server that is
+    /// reachable through that load balancer alone.
+    SecondToLast,
+}
+
+impl Forwarded {
+    /// The client address for a request from `peer` with `headers`; the
+    /// bool says whether it came from the header.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> (IpAddr, bool) {
+        let peer = peer.to_canonical();
+        let entries = || entries(headers);
+        match self {
+            Forwarded::Peer => (peer, false),
+            Forwarded::Trusted(proxies) => {
+                let trusted = |a: &IpAddr| proxies.iter().any(|n| n.contains(a));
+                if !trusted(&peer) {
+                    return (peer, false);
+                }
+                let Some(list) = entries() else {
+                    return (peer, false);
+                };
+                match list.iter().rev().find(|a| !trusted(a)).or(list.first()) {
+                    Some(a) => (*a, true),
+                    None => (peer, false),
+                }
+            }
+            Forwarded::SecondToLast => match entries() {
+                Some(list) if list.len() >= 2 => (list[list.len() - 2], true),
+                _ => (peer, false),
+            },
+        }
+    }
+}
+
+/// Every entry of every `X-Forwarded-For` line, in order; None when the
+/// header is absent, too long, or any entry is not an address.
+fn entries(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
+    let mut total = 0;
+    let mut out = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        total += value.len();
+        if total > MAX_XFF_BYTES {
+            return None;
+        }
+        let text = value.to_str().ok()?;
+        for part in text.split(',') {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            if out.len() == MAX_XFF_ENTRIES {
+                return None;
+            }
+            out.push(parse_entry(part)?.to_canonical());
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// `1.2.3.4`, `2001:db8::1`, and the `1.2.3.4:567` / `[2001:db8::1]:567`
+/// forms some proxies write.
+fn parse_entry(s: &str) -> Option<IpAddr> {
+    if let Ok(a) = s.parse() {
+        return Some(a);
+    }
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        return Some(sa.ip());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn trusted_proxies_rightmost_untrusted() {
+        let mode = Forwarded::Trusted(vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ]);
+        let proxy = ip("10.1.1.1");
+        let cases: &[(&[&str], IpAddr, &str, bool)] = &[
+            (&["35.180.1.1"], proxy, "35.180.1.1", true),
+            (
+                &["1.1.1.1, 35.180.1.1, 10.0.0.5"],
+                proxy,
+                "35.180.1.1",
+                true,
+            ),
+            (&["1.1.1.1", "35.180.1.1"], proxy, "35.180.1.1", true),
+            (&["35.180.1.1:4711"], proxy, "35.180.1.1", true),
+            (&["[2a05:d012::1]:443"], proxy, "2a05:d012::1", true),
+            (&["::ffff:35.180.1.1"], proxy, "35.180.1.1", true),
+            (&["10.0.0.9, 10.0.0.5"], proxy, "10.0.0.9", true),
+            // Not from a trusted proxy: the header is ignored.
+            (&["35.180.1.1"], ip("192.0.2.7"), "192.0.2.7", false),
+            // Odd values fall back to the peer, never an error.
+            (&["unknown"], proxy, "10.1.1.1", false),
+            (&["35.180.1.1, garbage"], proxy, "10.1.1.1", false),
+            (&[""], proxy, "10.1.1.1", false),
+            (&[], proxy, "10.1.1.1", false),
+        ];
+        for (values, peer, want, from_header) in cases {
+            assert_eq!(
+                mode.client(*peer, &headers(values)),
+                (ip(want), *from_header),
+                "{values:?} from {peer}"
+            );
+        }
+        let long = vec!["1.2.3.4"; MAX_XFF_ENTRIES + 1].join(",");
+        assert_eq!(mode.client(proxy, &headers(&[&long])), (proxy, false));
+        let huge = "1".repeat(MAX_XFF_BYTES + 1);
+        assert_eq!(mode.client(proxy, &headers(&[&huge])), (proxy, false));
+    }
+
+    #[test]
+    fn second_to_last_like_the_go_service() {
+        let peer = ip("192.0.2.1");
+        let mode = Forwarded::SecondToLast;
+        assert_eq!(
+            mode.client(peer, &headers(&["35.180.1.1, 34.1.1.1"])),
+            (ip("35.180.1.1"), true)
+        );
+        assert_eq!(
+            mode.client(peer, &headers(&["9.9.9.9, 35.180.1.1, 34.1.1.1"])),
+            (ip("35.180.1.1"), true)
+        );
+        assert_eq!(mode.client(peer, &headers(&["35.180.1.1"])), (peer, false));
+        assert_eq!(mode.client(peer, &headers(&["x, y"])), (peer, false));
+        assert_eq!(
+            Forwarded::Peer.client(peer, &headers(&["35.180.1.1, 1.1.1.1"])),
+            (peer, false)
+        );
+    }
+}
