@@ -39,6 +39,23 @@ pub enum Route<'a> {
     },
 }
 
+impl Route<'_> {
+    /// A short name for logs and metric labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Route::Info => "info",
+            Route::Privacy => "privacy",
+            Route::ApiBase => "api-base",
+            Route::Blob { .. } => "blob",
+            Route::Signature { .. } => "signature",
+            Route::Upstream { .. } => "upstream",
+            Route::NotFound => "not-found",
+            Route::MethodNotAllowed => "method-not-allowed",
+            Route::Invalid { .. } => "invalid",
+        }
+    }
+}
+
 /// Routes `path` (without the query) for `method`.
 pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
     if method != "GET" && method != "HEAD" {

@@ -24,6 +24,7 @@ const UPSTREAM: &str = "http://127.0.0.1:1";
 struct Redirector {
     child: Child,
     addr: SocketAddr,
+    admin: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -46,6 +47,8 @@ fn start(bucket: &str, extra: &[&str]) -> Redirector {
         .args([
             "serve",
             "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
             "127.0.0.1:0",
             "--snapshot",
             "/nonexistent/x",
@@ -75,14 +78,14 @@ fn start(bucket: &str, extra: &[&str]) -> Redirector {
     let line = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("redirector serve did not start");
-    let addr = line
+    let (addr, admin) = line
         .strip_prefix("steer: serving on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
+        .and_then(|l| l.split_once(", admin on "))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     Redirector {
         child,
-        addr,
+        addr: addr.parse().unwrap(),
+        admin: admin.parse().unwrap(),
         _dir: dir,
     }
 }
@@ -181,6 +184,22 @@ fn blobs_go_to_the_backend_that_has_them_and_checks_are_cached() {
     let (status, location, _) = get(r.addr, "127.0.0.3", "GET", &format!("/v2/pause/blobs/{D3}"));
     assert_eq!((status, location), (307, Some(upstream(D3))));
     assert_eq!(bucket.log().len(), before);
+
+    // The admin listener counts all of it.
+    let (status, _, metrics) = get(r.admin, "127.0.0.1", "GET", "/metrics");
+    assert_eq!(status, 200);
+    for want in [
+        r#"steer_requests_total{route="blob",status="307",provider="aws",region="test-1",backend="aws-default",source="userspace"} 3"#,
+        r#"steer_requests_total{route="blob",status="307",provider="gcp",region="europe-west1",backend="upstream",source="userspace"} 1"#,
+        r#"steer_requests_total{route="blob",status="307",provider="unknown",region="unknown",backend="aws-default",source="userspace"} 1"#,
+        "steer_blob_check_requests_total 2",
+        "steer_blob_check_cache_hits_total 4",
+        "steer_blob_check_duration_seconds_count 2",
+    ] {
+        assert!(metrics.contains(want), "missing {want} in\n{metrics}");
+    }
+    assert_eq!(get(r.admin, "127.0.0.1", "GET", "/healthz").0, 200);
+    assert_eq!(get(r.admin, "127.0.0.1", "GET", "/readyz").0, 200);
 
     // Manifests and tag lists go upstream with their query.
     let (status, location, _) = get(

@@ -8,10 +8,7 @@
 //! upstream, which always has the blob.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -21,7 +18,7 @@ use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use moka::{Expiry, future::Cache};
 use tracing::debug;
 
-use super::settings::BlobCheckSettings;
+use super::{metrics::Metrics, settings::BlobCheckSettings};
 
 type HttpsClient = Client<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
@@ -37,17 +34,6 @@ pub enum Presence {
     Failed,
 }
 
-/// Counters for metrics and tests.
-#[derive(Debug, Default)]
-pub struct BlobCheckStats {
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-    /// HEAD requests actually sent (misses minus coalesced waiters).
-    pub requests: AtomicU64,
-    /// Total microseconds spent in HEAD requests.
-    pub request_micros: AtomicU64,
-}
-
 pub struct BlobChecker {
     client: HttpsClient,
     /// Tests: the URLs that are present; no request is sent.
@@ -55,7 +41,7 @@ pub struct BlobChecker {
     fixed: Option<std::collections::HashSet<String>>,
     cache: Cache<String, Presence>,
     timeout: Duration,
-    pub stats: Arc<BlobCheckStats>,
+    metrics: Arc<Metrics>,
 }
 
 struct Ttl {
@@ -78,7 +64,7 @@ impl Expiry<String, Presence> for Ttl {
 }
 
 impl BlobChecker {
-    pub fn new(settings: &BlobCheckSettings) -> BlobChecker {
+    pub fn new(settings: &BlobCheckSettings, metrics: Arc<Metrics>) -> BlobChecker {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
@@ -100,30 +86,34 @@ impl BlobChecker {
             fixed: None,
             cache,
             timeout: settings.timeout,
-            stats: Arc::default(),
+            metrics,
         }
     }
 
     /// Whether `url` answers 200 to HEAD, from the cache when it can.
     pub async fn check(&self, url: &str) -> Presence {
         if let Some(p) = self.cache.get(url).await {
-            self.stats.hits.fetch_add(1, Ordering::Relaxed);
+            self.metrics.blob_cache_hits.inc();
             return p;
         }
-        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        self.metrics.blob_cache_misses.inc();
         self.cache.get_with_by_ref(url, self.head(url)).await
     }
 
     /// A checker that answers from `found` without any request (tests).
     #[cfg(test)]
-    pub fn fixed(settings: &BlobCheckSettings, found: &[&str]) -> BlobChecker {
-        let mut checker = BlobChecker::new(settings);
+    pub fn fixed(
+        settings: &BlobCheckSettings,
+        metrics: Arc<Metrics>,
+        found: &[&str],
+    ) -> BlobChecker {
+        let mut checker = BlobChecker::new(settings, metrics);
         checker.fixed = Some(found.iter().map(|s| (*s).to_owned()).collect());
         checker
     }
 
     async fn head(&self, url: &str) -> Presence {
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.metrics.blob_checks.inc();
         #[cfg(test)]
         if let Some(found) = &self.fixed {
             return if found.contains(url) {
@@ -138,9 +128,9 @@ impl BlobChecker {
             Err(_) => return Presence::Failed,
         };
         let result = tokio::time::timeout(self.timeout, self.client.request(request)).await;
-        self.stats
-            .request_micros
-            .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.metrics
+            .blob_check_seconds
+            .observe(start.elapsed().as_secs_f64());
         match result {
             Ok(Ok(resp)) if resp.status() == 200 => Presence::Found,
             Ok(Ok(resp)) if resp.status() == 404 => Presence::Missing,

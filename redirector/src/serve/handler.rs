@@ -9,7 +9,7 @@ use hyper::body::Bytes;
 use steer_user::Class;
 use tracing::info;
 
-use super::{State, blob_check::Presence};
+use super::{State, blob_check::Presence, metrics::RequestLabels};
 use crate::{
     backends::Choice,
     routes::{Route, route},
@@ -59,6 +59,7 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
     };
     let settings = &state.settings;
     let routed = route(method.as_str(), path);
+    let route_name = routed.name();
     let (response, target) = match routed {
         Route::Info => (redirect(&settings.info_url), "info"),
         Route::Privacy => (redirect(&settings.privacy_url), "privacy"),
@@ -118,6 +119,22 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
             }
         }
     };
+    state
+        .metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route: route_name,
+            status: response.status().as_u16(),
+            provider: label(&class.provider),
+            region: label(&class.region),
+            backend: if response.headers().contains_key(header::LOCATION) {
+                target.to_owned()
+            } else {
+                "none".to_owned()
+            },
+            source: source.as_str(),
+        })
+        .inc();
     info!(
         target: "steer::decision",
         peer = %conn.peer,
@@ -131,6 +148,15 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
         "request"
     );
     response
+}
+
+/// Clients in no feed are `unknown` in metrics, not an empty label.
+fn label(name: &str) -> String {
+    if name.is_empty() {
+        "unknown".to_owned()
+    } else {
+        name.to_owned()
+    }
 }
 
 /// `<base>/v2/<upstream path><rest>[?query]`. `rest` was checked by the

@@ -5,9 +5,11 @@
 //! mapping), else by the userspace classifier on the same table. Requests
 //! on the connection reuse that answer; no request searches the ranges.
 
+mod admin;
 mod blob_check;
 mod client_addr;
 mod handler;
+mod metrics;
 mod settings;
 #[cfg(test)]
 mod tests;
@@ -50,6 +52,9 @@ pub struct Args {
     /// registry's Go service, default 8080).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// Address of the admin listener: /healthz, /readyz, /metrics.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9102")]
+    admin_listen: SocketAddr,
     /// Attach XDP to this interface and classify connections from what it
     /// records; without it, connections are classified in userspace.
     #[arg(long, value_name = "IFACE")]
@@ -107,6 +112,9 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 pub struct State {
     settings: Settings,
+    metrics: Arc<metrics::Metrics>,
+    /// False once draining has begun (for /readyz).
+    ready: std::sync::atomic::AtomicBool,
     forwarded: Forwarded,
     checker: BlobChecker,
     ranges: RwLock<Arc<Ranges>>,
@@ -175,6 +183,7 @@ impl State {
             }
         }
         *self.ranges.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded.ranges);
+        self.metrics.ranges_generation.inc();
         info!(why, "ranges reloaded");
     }
 }
@@ -236,9 +245,13 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         Forwarded::Peer
     };
+    let metrics = Arc::new(metrics::Metrics::default());
+    metrics.ranges_generation.set(1);
     let state = Arc::new(State {
         forwarded,
-        checker: BlobChecker::new(&settings.blob_check),
+        checker: BlobChecker::new(&settings.blob_check, metrics.clone()),
+        metrics,
+        ready: std::sync::atomic::AtomicBool::new(true),
         settings,
         ranges: RwLock::new(Arc::new(ranges)),
         steer,
@@ -266,9 +279,12 @@ async fn serve(
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let local = listener.local_addr()?;
+    let admin_listener = admin::bind(args.admin_listen).await?;
+    let admin_local = admin_listener.local_addr()?;
+    let admin_task = tokio::spawn(admin::serve(admin_listener, state.clone()));
     info!(%local, xdp = args.xdp_iface.as_deref().unwrap_or("off"), "serving");
     // Tests and scripts wait for this line.
-    println!("steer: serving on {local}");
+    println!("steer: serving on {local}, admin on {admin_local}");
 
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -309,8 +325,10 @@ async fn serve(
                 };
                 let permit = permit.take();
                 let _ = stream.set_nodelay(true);
+                state.metrics.connections.inc();
                 let (class, source) = state.classify(peer, local.port());
                 let conn = Arc::new(ConnInfo { peer, class, source });
+                let gauge = state.metrics.connections.clone();
                 let state = state.clone();
                 let service = service_fn(move |req: Request<Incoming>| {
                     let (state, conn) = (state.clone(), conn.clone());
@@ -324,6 +342,7 @@ async fn serve(
                 let watched = graceful.watch(connection);
                 tokio::spawn(async move {
                     let _ = watched.await;
+                    gauge.dec();
                     drop(permit);
                 });
             }
@@ -334,6 +353,9 @@ async fn serve(
         }
     }
     drop(listener);
+    state
+        .ready
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     info!("draining in-flight requests");
     let grace = Duration::from_secs_f64(args.grace.max(0.0));
     if tokio::time::timeout(grace, graceful.shutdown())
@@ -345,6 +367,7 @@ async fn serve(
             "grace period over; closing the remaining connections"
         );
     }
+    admin_task.abort();
     Ok(())
 }
 

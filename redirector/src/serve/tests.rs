@@ -30,9 +30,12 @@ fn state(vars: &[(&str, &str)], found: &[&str]) -> State {
     .unwrap();
     // The embedded ranges, as a fresh machine has them.
     let ranges = RangeSources::default().load(None).unwrap().ranges;
+    let metrics = Arc::new(super::metrics::Metrics::default());
     State {
         forwarded: super::client_addr::Forwarded::Peer,
-        checker: BlobChecker::fixed(&BlobCheckSettings::default(), found),
+        checker: BlobChecker::fixed(&BlobCheckSettings::default(), metrics.clone(), found),
+        metrics,
+        ready: std::sync::atomic::AtomicBool::new(true),
         settings,
         ranges: RwLock::new(Arc::new(ranges)),
         steer: None,
@@ -265,15 +268,19 @@ async fn blob_checks_are_cached() {
         })
         .collect();
     run(&s, cases).await;
-    use std::sync::atomic::Ordering::Relaxed;
-    let stats = &s.checker.stats;
+    let m = &s.metrics;
     assert_eq!(
         (
-            stats.requests.load(Relaxed),
-            stats.misses.load(Relaxed),
-            stats.hits.load(Relaxed)
+            m.blob_checks.get(),
+            m.blob_cache_misses.get(),
+            m.blob_cache_hits.get()
         ),
         (1, 1, 2)
+    );
+    let text = m.encode();
+    assert!(
+        text.contains(r#"steer_requests_total{route="blob",status="307",provider="aws",region="eu-west-3",backend="aws-eu-west-3",source="userspace"} 3"#),
+        "{text}"
     );
 }
 
