@@ -336,3 +336,60 @@ fn sigterm_lets_in_flight_requests_finish() {
     let exit = r.child.wait().unwrap();
     assert!(exit.success(), "{exit}");
 }
+
+#[test]
+fn proxy_protocol_names_the_client() {
+    let bucket = FeedServer::start();
+    bucket.set(&format!("bucket/containers/images/{D1}"), "blob", "");
+    let base = bucket.url("bucket");
+    let r = start(&base, &["--proxy-protocol"]);
+    let blob = format!("GET /v2/pause/blobs/{D1} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let location = |raw: &str| {
+        let (status, head, _) = request(r.addr, "127.0.0.1", raw);
+        let loc = head
+            .lines()
+            .find_map(|l| l.strip_prefix("location: ").map(str::to_owned));
+        (status, loc)
+    };
+    let at_bucket = Some(format!("{base}/containers/images/{D1}"));
+    let upstream = Some(format!("{UPSTREAM}/v2/mirror/pause/blobs/{D1}"));
+
+    // v1 naming an AWS client (127.0.0.2 by the custom list).
+    let v1 = format!("PROXY TCP4 127.0.0.2 127.0.0.1 5555 80\r\n{blob}");
+    assert_eq!(location(&v1), (307, at_bucket.clone()));
+    // v2 naming a GCP client (127.0.0.3): upstream.
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    v2.extend_from_slice(&[127, 0, 0, 3, 127, 0, 0, 1, 0x15, 0xb3, 0, 80]);
+    v2.extend_from_slice(blob.as_bytes());
+    let (status, head, _) = {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket.connect(&r.addr.into()).unwrap();
+        let mut s: TcpStream = socket.into();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(&v2).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|x| x.parse::<u16>().ok())
+            .unwrap_or(0);
+        (status, text, ())
+    };
+    assert_eq!(status, 307, "{head}");
+    assert!(
+        head.contains(&format!("location: {}", upstream.clone().unwrap())),
+        "{head}"
+    );
+    // UNKNOWN: the peer (127.0.0.1, in no feed) is the client.
+    assert_eq!(
+        location(&format!("PROXY UNKNOWN\r\n{blob}")),
+        (307, at_bucket)
+    );
+    // No header, or a broken one: the connection is closed unanswered.
+    assert_eq!(location(&blob).0, 0);
+    assert_eq!(location(&format!("PROXY TCP4 nonsense\r\n{blob}")).0, 0);
+    // And the server still serves.
+    assert_eq!(location(&v1).0, 307);
+}

@@ -24,6 +24,8 @@ pub enum Source {
     Userspace,
     /// The userspace classifier on an address a trusted proxy gave.
     Forwarded,
+    /// The userspace classifier on a PROXY protocol header's address.
+    Proxy,
 }
 
 impl Source {
@@ -32,6 +34,7 @@ impl Source {
             Source::Xdp => "xdp",
             Source::Userspace => "userspace",
             Source::Forwarded => "forwarded",
+            Source::Proxy => "proxy",
         }
     }
 }

@@ -10,6 +10,7 @@ mod blob_check;
 mod client_addr;
 mod handler;
 mod metrics;
+mod proxy_protocol;
 mod settings;
 #[cfg(test)]
 mod tests;
@@ -37,7 +38,7 @@ use tokio::{
     signal::unix::{SignalKind, signal},
     sync::Semaphore,
 };
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 pub use handler::{ConnInfo, Source};
 pub use settings::Settings;
@@ -102,6 +103,10 @@ pub struct Args {
     /// from any peer. Only behind a load balancer that is the sole way in.
     #[arg(long)]
     forwarded_second_to_last: bool,
+    /// Every connection starts with a PROXY protocol header (v1 or v2)
+    /// that names the client; connections without one are closed.
+    #[arg(long)]
+    proxy_protocol: bool,
     #[command(flatten)]
     ranges: RangeArgs,
 }
@@ -286,16 +291,18 @@ async fn serve(
     // Tests and scripts wait for this line.
     println!("steer: serving on {local}, admin on {admin_local}");
 
+    let header_timeout = Duration::from_secs_f64(args.header_timeout.max(0.1));
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs_f64(args.header_timeout.max(0.1)))
+        .header_read_timeout(header_timeout)
         .max_buf_size(MAX_HEADER_BYTES);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEADER_BYTES as u32);
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(args.max_connections.max(1)));
 
@@ -325,24 +332,45 @@ async fn serve(
                 };
                 let permit = permit.take();
                 let _ = stream.set_nodelay(true);
-                state.metrics.connections.inc();
-                let (class, source) = state.classify(peer, local.port());
-                let conn = Arc::new(ConnInfo { peer, class, source });
-                let gauge = state.metrics.connections.clone();
-                let state = state.clone();
-                let service = service_fn(move |req: Request<Incoming>| {
-                    let (state, conn) = (state.clone(), conn.clone());
-                    async move {
-                        Ok::<_, Infallible>(handler::handle(&state, &conn, &req).await)
-                    }
-                });
-                let connection = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                let watched = graceful.watch(connection);
+                let (state, builder, watcher) = (state.clone(), builder.clone(), graceful.watcher());
+                let (proxy, port) = (args.proxy_protocol, local.port());
                 tokio::spawn(async move {
-                    let _ = watched.await;
-                    gauge.dec();
+                    let mut stream = stream;
+                    // Behind a PROXY-protocol balancer the kernel saw the
+                    // balancer, so the client is classified in userspace.
+                    let (client, class, source) = match proxy {
+                        false => {
+                            let (class, source) = state.classify(peer, port);
+                            (peer, class, source)
+                        }
+                        true => match proxy_protocol::read(&mut stream, header_timeout).await {
+                            Ok(Some(client)) => {
+                                (client, state.classify_userspace(client.ip()), Source::Proxy)
+                            }
+                            Ok(None) => {
+                                let (class, source) = state.classify(peer, port);
+                                (peer, class, source)
+                            }
+                            Err(e) => {
+                                debug!(%peer, error = %e, "connection closed");
+                                return;
+                            }
+                        },
+                    };
+                    state.metrics.connections.inc();
+                    let conn = Arc::new(ConnInfo { peer: client, class, source });
+                    let service = {
+                        let state = state.clone();
+                        service_fn(move |req: Request<Incoming>| {
+                            let (state, conn) = (state.clone(), conn.clone());
+                            async move {
+                                Ok::<_, Infallible>(handler::handle(&state, &conn, &req).await)
+                            }
+                        })
+                    };
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(connection).await;
+                    state.metrics.connections.dec();
                     drop(permit);
                 });
             }
