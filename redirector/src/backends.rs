@@ -85,6 +85,22 @@ const K8S_BUCKETS: &[(&str, &[&str])] = &[
 const EU_WEST_2_BUCKET: &str = "https://767373bbdcb8270361b96548387bf2a9ad0d48758c35-eu-west-2.s3.dualstack.eu-west-2.amazonaws.com";
 
 impl Backends {
+    /// A table from a config file: `by_class` and the fallbacks index
+    /// into `backends`.
+    pub fn new(
+        backends: Vec<Backend>,
+        by_class: HashMap<Class, usize>,
+        nearest: HashMap<String, usize>,
+        unknown: Option<usize>,
+    ) -> Backends {
+        Backends {
+            backends,
+            by_class,
+            nearest,
+            unknown,
+        }
+    }
+
     /// registry.k8s.io's table, with `default_aws_base_url` for AWS regions
     /// that have no bucket.
     pub fn registry_k8s_io(default_aws_base_url: &str) -> Backends {

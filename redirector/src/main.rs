@@ -1,6 +1,7 @@
 //! steer's HTTP redirector (`serve`) and operator CLI.
 
 mod backends;
+mod config;
 mod explain;
 mod range_args;
 mod ranges;

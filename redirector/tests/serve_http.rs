@@ -393,3 +393,100 @@ fn proxy_protocol_names_the_client() {
     // And the server still serves.
     assert_eq!(location(&v1).0, 307);
 }
+
+#[test]
+fn config_file_backends_and_reload_keeping_the_last_good_config() {
+    let bucket = FeedServer::start();
+    bucket.set(&format!("fra/containers/images/{D1}"), "blob", "");
+    bucket.set(&format!("ams/containers/images/{D1}"), "blob", "");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steer.toml");
+    let write = |fra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+                [upstream]
+                registry = "http://127.0.0.1:2"
+                path = ""
+
+                [[backend]]
+                name = "fra"
+                base_url = "{fra}"
+                serves = ["aws/test-1"]
+
+                [fallback]
+                unknown = "upstream"
+                "#
+            ),
+        )
+        .unwrap();
+    };
+    write(&bucket.url("fra"));
+    let r = start(
+        &bucket.url("unused"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let blob = format!("/v2/pause/blobs/{D1}");
+
+    let (status, location, _) = get(r.addr, "127.0.0.2", "GET", &blob);
+    assert_eq!(
+        (status, location),
+        (
+            307,
+            Some(format!("{}/containers/images/{D1}", bucket.url("fra")))
+        )
+    );
+    // Unknown clients go upstream by this config, with no check.
+    let (status, location, _) = get(r.addr, "127.0.0.1", "GET", &blob);
+    assert_eq!(
+        (status, location),
+        (307, Some(format!("http://127.0.0.1:2/v2{}", &blob[3..])))
+    );
+
+    // A new backend URL arrives with SIGHUP.
+    write(&bucket.url("ams"));
+    // SAFETY: kill on our own child's pid.
+    assert_eq!(unsafe { libc::kill(r.child.id() as i32, libc::SIGHUP) }, 0);
+    let want = Some(format!("{}/containers/images/{D1}", bucket.url("ams")));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(r.addr, "127.0.0.2", "GET", &blob).1 != want {
+        assert!(
+            Instant::now() < deadline,
+            "the new config never took effect"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A broken file is refused; the last good config keeps serving.
+    std::fs::write(&config, "[[backend]]\nname = \"x y\"\n").unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(r.child.id() as i32, libc::SIGHUP) }, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(get(r.addr, "127.0.0.2", "GET", &blob).1, want);
+}
+
+#[test]
+fn a_bad_config_stops_the_start_with_the_key_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steer.toml");
+    std::fs::write(&config, "[blob_check]\ntimeout = \"soon\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_redirector"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("steer.toml: blob_check.timeout: `soon` is not a duration"),
+        "{err}"
+    );
+}

@@ -54,13 +54,14 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
     let path = uri.path();
     // Behind a trusted proxy the client is in the header: classified per
     // request, in userspace. Otherwise the connection's class stands.
-    let (client, from_header) = state.forwarded.client(conn.peer.ip(), req.headers());
+    let settings = state.settings();
+    let settings = &*settings;
+    let (client, from_header) = settings.forwarded.client(conn.peer.ip(), req.headers());
     let (class, source) = if from_header {
         (state.classify_userspace(client), Source::Forwarded)
     } else {
         (conn.class.clone(), conn.source)
     };
-    let settings = &state.settings;
     let routed = route(method.as_str(), path);
     let route_name = routed.name();
     let (response, target) = match routed {
@@ -166,7 +167,7 @@ fn label(name: &str) -> String {
 /// router; the query passes only if it is a valid header value (the URI
 /// parser already refused control bytes and spaces).
 fn upstream(state: &State, base: &str, rest: &str, query: Option<&str>) -> Response<Body> {
-    let path = &state.settings.upstream_path;
+    let path = &state.settings().upstream_path;
     let mut url = if path.is_empty() {
         format!("{base}/v2{rest}")
     } else {

@@ -40,22 +40,33 @@ use tokio::{
 };
 use tracing::{debug, error, info, warn};
 
+pub use client_addr::Forwarded;
 pub use handler::{ConnInfo, Source};
-pub use settings::Settings;
+#[cfg(test)]
+pub use settings::DEFAULT_UPSTREAM;
+pub use settings::{Settings, base_url, plain_path};
 
-use crate::{explain::DEFAULT_PIN_DIR, parse_mode, range_args::RangeArgs};
+use crate::{
+    config::{Config, ServerConfig},
+    explain::DEFAULT_PIN_DIR,
+    parse_mode,
+    range_args::RangeArgs,
+};
 use blob_check::BlobChecker;
-use client_addr::Forwarded;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Address to listen on. Without it, `[::]:$PORT` (PORT as for the
-    /// registry's Go service, default 8080).
+    /// Config file (TOML; see the README). Flags given here override it.
+    #[arg(long, value_name = "FILE", env = "STEER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on. Default: the config's server.listen, else
+    /// `[::]:$PORT` (PORT as for the registry's Go service, default 8080).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// Address of the admin listener: /healthz, /readyz, /metrics.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9102")]
-    admin_listen: SocketAddr,
+    /// Address of the admin listener (/healthz, /readyz, /metrics).
+    /// Default: the config's server.admin, else 127.0.0.1:9102.
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
     /// Attach XDP to this interface and classify connections from what it
     /// records; without it, connections are classified in userspace.
     #[arg(long, value_name = "IFACE")]
@@ -83,18 +94,18 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     grace: f64,
     /// Seconds a HEAD check at a backend may take before the client is
-    /// sent upstream.
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
-    blob_check_timeout: f64,
-    /// Blob check results kept (found and missing together).
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    blob_cache_entries: u64,
-    /// Seconds a blob found at a backend is trusted.
-    #[arg(long, value_name = "SECS", default_value_t = 86_400.0)]
-    blob_found_ttl: f64,
-    /// Seconds a missing blob (or a failed check) is remembered.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    blob_missing_ttl: f64,
+    /// sent upstream [default: 5].
+    #[arg(long, value_name = "SECS")]
+    blob_check_timeout: Option<f64>,
+    /// Blob check results kept, found and missing together [default: 100000].
+    #[arg(long, value_name = "N")]
+    blob_cache_entries: Option<u64>,
+    /// Seconds a blob found at a backend is trusted [default: 86400].
+    #[arg(long, value_name = "SECS")]
+    blob_found_ttl: Option<f64>,
+    /// Seconds a missing blob (or a failed check) is remembered [default: 60].
+    #[arg(long, value_name = "SECS")]
+    blob_missing_ttl: Option<f64>,
     /// A proxy network (CIDR) whose X-Forwarded-For is believed: the
     /// client is the rightmost entry that is not such a proxy. Repeatable.
     #[arg(long, value_name = "CIDR", conflicts_with = "forwarded_second_to_last")]
@@ -116,17 +127,24 @@ pub struct Args {
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 pub struct State {
-    settings: Settings,
+    /// Swapped whole when the config file is reloaded.
+    settings: RwLock<Arc<Settings>>,
     metrics: Arc<metrics::Metrics>,
     /// False once draining has begun (for /readyz).
     ready: std::sync::atomic::AtomicBool,
-    forwarded: Forwarded,
     checker: BlobChecker,
     ranges: RwLock<Arc<Ranges>>,
     steer: Option<RwLock<Steer>>,
 }
 
 impl State {
+    fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The class of an address the kernel did not see (from a proxy).
     fn classify_userspace(&self, addr: std::net::IpAddr) -> Arc<Class> {
         let ranges = self
@@ -193,19 +211,47 @@ impl State {
     }
 }
 
+impl Args {
+    /// The settings: the Go service's environment, then the config file,
+    /// then flags given on the command line.
+    fn settings(&self) -> Result<(Settings, ServerConfig)> {
+        let defaults = Settings::from_env(|k| std::env::var(k).ok())?;
+        let (mut settings, server) = match &self.config {
+            Some(path) => {
+                let c = Config::read(path, defaults)?;
+                (c.settings, c.server)
+            }
+            None => (defaults, ServerConfig::default()),
+        };
+        let secs = |what: &str, v: f64| -> Result<Duration> {
+            Duration::try_from_secs_f64(v)
+                .map_err(|_| anyhow::anyhow!("--{what}: `{v}` is not a number of seconds"))
+        };
+        let b = &mut settings.blob_check;
+        if let Some(v) = self.blob_check_timeout {
+            b.timeout = secs("blob-check-timeout", v)?;
+        }
+        if let Some(v) = self.blob_cache_entries {
+            b.capacity = v;
+        }
+        if let Some(v) = self.blob_found_ttl {
+            b.found_ttl = secs("blob-found-ttl", v)?;
+        }
+        if let Some(v) = self.blob_missing_ttl {
+            b.missing_ttl = secs("blob-missing-ttl", v)?;
+        }
+        if self.forwarded_second_to_last {
+            settings.forwarded = Forwarded::SecondToLast;
+        } else if !self.trusted_proxy.is_empty() {
+            settings.forwarded = Forwarded::Trusted(self.trusted_proxy.clone());
+        }
+        Ok((settings, server))
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
-    let mut settings = Settings::from_env(|k| std::env::var(k).ok())?;
-    let secs = |what: &str, v: f64| -> Result<Duration> {
-        Duration::try_from_secs_f64(v)
-            .map_err(|_| anyhow::anyhow!("--{what}: `{v}` is not a number of seconds"))
-    };
-    settings.blob_check = settings::BlobCheckSettings {
-        timeout: secs("blob-check-timeout", args.blob_check_timeout)?,
-        capacity: args.blob_cache_entries,
-        found_ttl: secs("blob-found-ttl", args.blob_found_ttl)?,
-        missing_ttl: secs("blob-missing-ttl", args.blob_missing_ttl)?,
-    };
-    let listen = match args.listen {
+    let (settings, server) = args.settings()?;
+    let listen = match args.listen.or(server.listen) {
         Some(a) => a,
         None => {
             let port: u16 = match std::env::var("PORT") {
@@ -217,6 +263,11 @@ pub fn run(args: Args) -> Result<()> {
             SocketAddr::from(([0u16; 8], port))
         }
     };
+    let admin = args
+        .admin_listen
+        .or(server.admin)
+        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9102)));
+    let proxy_protocol = args.proxy_protocol || server.proxy_protocol.unwrap_or(false);
     let sources = args.ranges.sources();
     let ranges = sources.load(None).context("loading ranges")?.ranges;
 
@@ -243,21 +294,13 @@ pub fn run(args: Args) -> Result<()> {
         }
     };
 
-    let forwarded = if args.forwarded_second_to_last {
-        Forwarded::SecondToLast
-    } else if !args.trusted_proxy.is_empty() {
-        Forwarded::Trusted(args.trusted_proxy.clone())
-    } else {
-        Forwarded::Peer
-    };
     let metrics = Arc::new(metrics::Metrics::default());
     metrics.ranges_generation.set(1);
     let state = Arc::new(State {
-        forwarded,
         checker: BlobChecker::new(&settings.blob_check, metrics.clone()),
         metrics,
         ready: std::sync::atomic::AtomicBool::new(true),
-        settings,
+        settings: RwLock::new(Arc::new(settings)),
         ranges: RwLock::new(Arc::new(ranges)),
         steer,
     });
@@ -265,7 +308,12 @@ pub fn run(args: Args) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(state.clone(), sources, listen, &args))?;
+    let listeners = Listeners {
+        listen,
+        admin,
+        proxy_protocol,
+    };
+    runtime.block_on(serve(state.clone(), sources, listeners, &args))?;
     if let Some(steer) = &state.steer {
         let mut steer = steer.write().unwrap_or_else(|e| e.into_inner());
         steer.detach_all();
@@ -274,17 +322,25 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Where to listen, settled at start (a reload does not move listeners).
+struct Listeners {
+    listen: SocketAddr,
+    admin: SocketAddr,
+    proxy_protocol: bool,
+}
+
 async fn serve(
     state: Arc<State>,
     sources: RangeSources,
-    listen: SocketAddr,
+    listeners: Listeners,
     args: &Args,
 ) -> Result<()> {
+    let listen = listeners.listen;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let local = listener.local_addr()?;
-    let admin_listener = admin::bind(args.admin_listen).await?;
+    let admin_listener = admin::bind(listeners.admin).await?;
     let admin_local = admin_listener.local_addr()?;
     let admin_task = tokio::spawn(admin::serve(admin_listener, state.clone()));
     info!(%local, xdp = args.xdp_iface.as_deref().unwrap_or("off"), "serving");
@@ -333,7 +389,7 @@ async fn serve(
                 let permit = permit.take();
                 let _ = stream.set_nodelay(true);
                 let (state, builder, watcher) = (state.clone(), builder.clone(), graceful.watcher());
-                let (proxy, port) = (args.proxy_protocol, local.port());
+                let (proxy, port) = (listeners.proxy_protocol, local.port());
                 tokio::spawn(async move {
                     let mut stream = stream;
                     // Behind a PROXY-protocol balancer the kernel saw the
@@ -374,7 +430,10 @@ async fn serve(
                     drop(permit);
                 });
             }
-            _ = hup.recv() => reload_blocking(&state, &sources, "SIGHUP").await,
+            _ = hup.recv() => {
+                reload_settings(&state, args);
+                reload_blocking(&state, &sources, "SIGHUP").await
+            }
             _ = timer.tick(), if period.is_some() => reload_blocking(&state, &sources, "timer").await,
             _ = term.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
@@ -397,6 +456,24 @@ async fn serve(
     }
     admin_task.abort();
     Ok(())
+}
+
+/// Re-reads the config file on SIGHUP; a bad file keeps the old settings.
+/// Listeners and the blob cache's size and TTLs stay as they started.
+fn reload_settings(state: &State, args: &Args) {
+    if args.config.is_none() {
+        return;
+    }
+    match args.settings() {
+        Ok((settings, _)) => {
+            *state.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
+            info!("config reloaded");
+        }
+        Err(e) => error!(
+            error = format!("{e:#}"),
+            "config reload failed; the old config keeps serving"
+        ),
+    }
 }
 
 /// Reloads off the async threads: compiling a table takes tens of ms.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+use super::client_addr::Forwarded;
 use crate::backends::{Backends, DEFAULT_AWS_BASE_URL};
 
 pub const INFO_URL: &str = "https://github.com/kubernetes/k8s.io/tree/main/registry.k8s.io";
@@ -25,6 +26,8 @@ pub struct Settings {
     pub privacy_url: String,
     pub backends: Backends,
     pub blob_check: BlobCheckSettings,
+    /// Where the client address comes from.
+    pub forwarded: Forwarded,
 }
 
 #[derive(Clone, Debug)]
@@ -60,16 +63,10 @@ impl Settings {
             "UPSTREAM_REGISTRY_ENDPOINT",
             &var("UPSTREAM_REGISTRY_ENDPOINT", DEFAULT_UPSTREAM),
         )?;
-        let upstream_path = var("UPSTREAM_REGISTRY_PATH", DEFAULT_UPSTREAM_PATH)
-            .trim_matches('/')
-            .to_owned();
-        if upstream_path
-            .bytes()
-            .any(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.')))
-            || upstream_path.split('/').any(|s| s == ".." || s == ".")
-        {
-            bail!("UPSTREAM_REGISTRY_PATH: `{upstream_path}` is not a plain path");
-        }
+        let upstream_path = plain_path(
+            "UPSTREAM_REGISTRY_PATH",
+            &var("UPSTREAM_REGISTRY_PATH", DEFAULT_UPSTREAM_PATH),
+        )?;
         let signature_upstream = match get("SIGNATURE_UPSTREAM_ENDPOINT") {
             Some(s) if !s.is_empty() => Some(base_url("SIGNATURE_UPSTREAM_ENDPOINT", &s)?),
             _ => None,
@@ -86,8 +83,26 @@ impl Settings {
             privacy_url: PRIVACY_URL.to_owned(),
             backends: Backends::registry_k8s_io(&default_aws),
             blob_check: BlobCheckSettings::default(),
+            forwarded: Forwarded::Peer,
         })
     }
+}
+
+/// A path prefix inside the upstream registry: slashes trimmed, only
+/// plain segments (it goes into every upstream Location).
+pub fn plain_path(what: &str, path: &str) -> Result<String> {
+    let path = path.trim_matches('/');
+    if path
+        .bytes()
+        .any(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.')))
+        || path
+            .split('/')
+            .any(|s| s == ".." || s == "." || s.is_empty())
+            && !path.is_empty()
+    {
+        bail!("{what}: `{path}` is not a plain path");
+    }
+    Ok(path.to_owned())
 }
 
 /// `scheme://host[:port][/path]`, http or https, no query, no trailing

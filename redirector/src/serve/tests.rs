@@ -32,11 +32,10 @@ fn state(vars: &[(&str, &str)], found: &[&str]) -> State {
     let ranges = RangeSources::default().load(None).unwrap().ranges;
     let metrics = Arc::new(super::metrics::Metrics::default());
     State {
-        forwarded: super::client_addr::Forwarded::Peer,
         checker: BlobChecker::fixed(&BlobCheckSettings::default(), metrics.clone(), found),
         metrics,
         ready: std::sync::atomic::AtomicBool::new(true),
-        settings,
+        settings: RwLock::new(Arc::new(settings)),
         ranges: RwLock::new(Arc::new(ranges)),
         steer: None,
     }
@@ -313,8 +312,16 @@ async fn forwarded_clients_are_classified_per_request() {
     let bucket = format!("{EU_WEST_3}/containers/images/{D}");
     let up =
         format!("https://us-central1-docker.pkg.dev/v2/k8s-artifacts-prod/images/pause/blobs/{D}");
-    let mut s = state(&[], &[&bucket]);
-    s.forwarded = super::client_addr::Forwarded::Trusted(vec!["127.0.0.0/8".parse().unwrap()]);
+    let s = state(&[], &[&bucket]);
+    let set = |s: &State, f: super::client_addr::Forwarded| {
+        let mut new = (*s.settings()).clone();
+        new.forwarded = f;
+        *s.settings.write().unwrap() = Arc::new(new);
+    };
+    set(
+        &s,
+        super::client_addr::Forwarded::Trusted(vec!["127.0.0.0/8".parse().unwrap()]),
+    );
     let redirect = StatusCode::TEMPORARY_REDIRECT;
     assert_eq!(
         location_with_xff(&s, "127.0.0.1", Some("35.180.1.1")).await,
@@ -333,7 +340,7 @@ async fn forwarded_clients_are_classified_per_request() {
             "{odd:.20}"
         );
     }
-    s.forwarded = super::client_addr::Forwarded::SecondToLast;
+    set(&s, super::client_addr::Forwarded::SecondToLast);
     assert_eq!(
         location_with_xff(&s, NOWHERE, Some("35.180.1.1, 130.211.0.5")).await,
         (redirect, Some(bucket))
