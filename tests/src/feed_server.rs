@@ -102,9 +102,13 @@ impl FeedServer {
 impl Drop for FeedServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(t) = self.thread.take() {
+        // Wake the accept loop. From another network namespace the wake-up
+        // cannot reach it: then the thread is left to end with the process
+        // rather than joined forever.
+        let woke = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok();
+        if let Some(t) = self.thread.take()
+            && woke
+        {
             let _ = t.join();
         }
     }

@@ -1,0 +1,176 @@
+//! `redirector serve` with XDP attached, across network namespaces: a
+//! client from a real AWS address gets its blob from the backend of its
+//! region, and the metrics show that XDP's record of the SYN answered,
+//! not a userspace search. Needs root. Every address here exists only
+//! inside the test's namespaces; the backend is a server in the
+//! redirector's own namespace.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{IpAddr, SocketAddr, TcpStream},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use socket2::{Domain, Socket, Type};
+use steer_tests::{
+    REQUIRE_XDP,
+    addrs::{AWS4, SERVER4, UNLISTED4},
+    feed_server::FeedServer,
+    netns::{Netns, veth},
+};
+
+const D: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn http_get(src: Option<&str>, to: SocketAddr, path: &str) -> String {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    if let Some(src) = src {
+        socket
+            .bind(&SocketAddr::new(src.parse::<IpAddr>().unwrap(), 0).into())
+            .unwrap();
+    }
+    socket
+        .connect_timeout(&to.into(), Duration::from_secs(5))
+        .unwrap();
+    let mut s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+#[test]
+fn direct_clients_are_classified_by_xdp() {
+    if !is_root() {
+        assert_ne!(std::env::var(REQUIRE_XDP).as_deref(), Ok("1"), "needs root");
+        eprintln!("SKIPPED: needs root");
+        return;
+    }
+    let srv = Netns::new("serve-s");
+    let cli = Netns::new("serve-c");
+    veth(
+        &srv,
+        "steer-xs",
+        &[SERVER4],
+        &cli,
+        "steer-xc",
+        &[AWS4, UNLISTED4],
+    );
+
+    // The backend lives in the redirector's namespace, on its loopback.
+    let bucket = srv
+        .spawn(|| {
+            let b = FeedServer::start();
+            b.set(&format!("paris/containers/images/{D}"), "blob", "");
+            b
+        })
+        .join()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstream]\nregistry = \"http://192.0.2.99\"\n\n[[backend]]\nname = \"paris\"\nbase_url = \"{}\"\nserves = [\"aws/eu-west-3\"]\n\n[fallback]\nunknown = \"upstream\"\n",
+            bucket.url("paris")
+        ),
+    )
+    .unwrap();
+
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", srv.name()))
+        .arg(env!("CARGO_BIN_EXE_redirector"))
+        .args([
+            "serve",
+            "--listen",
+            "192.0.2.1:8080",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--xdp-iface",
+            "steer-xs",
+            "--xdp-mode",
+            "generic",
+            "--no-pin",
+            "--snapshot",
+            "/nonexistent/x",
+            "--config",
+        ])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start redirector serve");
+    let stdout = child.stdout.take().unwrap();
+    let _running = Running(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("serve started");
+    let admin: SocketAddr = line
+        .rsplit_once("admin on ")
+        .map(|(_, a)| a.parse().unwrap())
+        .unwrap_or_else(|| panic!("{line}"));
+    let server: SocketAddr = (SERVER4.parse::<IpAddr>().unwrap(), 8080).into();
+
+    let answers = cli
+        .spawn(move || {
+            [AWS4, UNLISTED4]
+                .map(|src| http_get(Some(src), server, &format!("/v2/pause/blobs/{D}")))
+        })
+        .join()
+        .unwrap();
+    assert!(
+        answers[0].contains(&format!(
+            "location: {}/containers/images/{D}",
+            bucket.url("paris")
+        )),
+        "{}",
+        answers[0]
+    );
+    assert!(
+        answers[1].contains(&format!(
+            "location: http://192.0.2.99/v2/k8s-artifacts-prod/images/pause/blobs/{D}"
+        )),
+        "{}",
+        answers[1]
+    );
+
+    let metrics = srv
+        .spawn(move || http_get(None, admin, "/metrics"))
+        .join()
+        .unwrap();
+    for want in [
+        r#"steer_requests_total{route="blob",status="307",provider="aws",region="eu-west-3",backend="paris",source="xdp"} 1"#,
+        r#"steer_requests_total{route="blob",status="307",provider="unknown",region="unknown",backend="upstream",source="xdp"} 1"#,
+    ] {
+        assert!(metrics.contains(want), "missing {want} in\n{metrics}");
+    }
+    // Stopped from inside its namespace, where its wake-up can reach it.
+    srv.spawn(move || drop(bucket)).join().unwrap();
+}
