@@ -112,6 +112,8 @@ struct Server {
     listen: Option<String>,
     admin: Option<String>,
     proxy_protocol: Option<bool>,
+    tls_cert: Option<std::path::PathBuf>,
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// What a config file sets for the listeners (read at start only).
@@ -120,6 +122,8 @@ pub struct ServerConfig {
     pub listen: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
     pub proxy_protocol: Option<bool>,
+    pub tls_cert: Option<std::path::PathBuf>,
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// A validated config.
@@ -189,6 +193,8 @@ impl Config {
             listen: addr("server.listen", &file.server.listen)?,
             admin: addr("server.admin", &file.server.admin)?,
             proxy_protocol: file.server.proxy_protocol,
+            tls_cert: file.server.tls_cert,
+            tls_key: file.server.tls_key,
         };
         Ok(Config {
             settings: s,
@@ -377,6 +383,8 @@ mod tests {
                 listen: Some("[::]:9000".parse().unwrap()),
                 admin: Some("127.0.0.1:9999".parse().unwrap()),
                 proxy_protocol: Some(true),
+                tls_cert: None,
+                tls_key: None,
             }
         );
     }

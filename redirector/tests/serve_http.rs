@@ -490,3 +490,72 @@ fn a_bad_config_stops_the_start_with_the_key_named() {
         "{err}"
     );
 }
+
+#[test]
+fn tls_with_alpn_serves_http2_and_http1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=registry.test",
+            "-addext",
+            "subjectAltName=DNS:registry.test",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let bucket = FeedServer::start();
+    let r = start(
+        &bucket.url("bucket"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let port = r.addr.port();
+    let curl = |version: &str, path: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "--max-time", "10", version])
+            .arg("--cacert")
+            .arg(&cert)
+            .arg("--resolve")
+            .arg(format!("registry.test:{port}:127.0.0.1"))
+            .args(["-w", "%{http_code} %{http_version} %{redirect_url}"])
+            .arg(format!("https://registry.test:{port}{path}"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("--http2", "/v2/"), "200 2 ");
+    assert_eq!(curl("--http1.1", "/v2/"), "200 1.1 ");
+    assert_eq!(
+        curl("--http2", "/v2/pause/tags/list?n=5"),
+        "307 2 http://127.0.0.1:1/v2/mirror/pause/tags/list?n=5"
+    );
+    // Plain HTTP on the TLS port gets no answer, and the server goes on.
+    let (status, _, _) = get(r.addr, "127.0.0.1", "GET", "/v2/");
+    assert_eq!(status, 0);
+    assert_eq!(curl("--http1.1", "/v2/"), "200 1.1 ");
+}

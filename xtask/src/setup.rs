@@ -7,13 +7,18 @@ use anyhow::{Context as _, Result, bail};
 
 /// Debian packages: LLVM 22 for bpf-linker (it must match the LLVM of the
 /// nightly rustc that emits the eBPF bitcode), bpftool and iproute2 for
-/// inspecting and for the namespace tests.
+/// inspecting and for the namespace tests, util-linux for `nsenter`,
+/// openssl and curl for the TLS test (a throwaway certificate, an HTTP/2
+/// client).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
     "libzstd-dev",
     "bpftool",
     "iproute2",
+    "util-linux",
+    "openssl",
+    "curl",
 ];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPF_LINKER_FEATURE: &str = "llvm-22";

@@ -14,6 +14,7 @@ mod proxy_protocol;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::{
     convert::Infallible,
@@ -118,6 +119,13 @@ pub struct Args {
     /// that names the client; connections without one are closed.
     #[arg(long)]
     proxy_protocol: bool,
+    /// Serve TLS with this PEM certificate chain (with --tls-key); ALPN
+    /// offers HTTP/2 and HTTP/1.1.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     ranges: RangeArgs,
 }
@@ -268,6 +276,14 @@ pub fn run(args: Args) -> Result<()> {
         .or(server.admin)
         .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9102)));
     let proxy_protocol = args.proxy_protocol || server.proxy_protocol.unwrap_or(false);
+    let tls = match (
+        args.tls_cert.as_ref().or(server.tls_cert.as_ref()),
+        args.tls_key.as_ref().or(server.tls_key.as_ref()),
+    ) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!("TLS needs both a certificate and a key"),
+    };
     let sources = args.ranges.sources();
     let ranges = sources.load(None).context("loading ranges")?.ranges;
 
@@ -312,6 +328,7 @@ pub fn run(args: Args) -> Result<()> {
         listen,
         admin,
         proxy_protocol,
+        tls,
     };
     runtime.block_on(serve(state.clone(), sources, listeners, &args))?;
     if let Some(steer) = &state.steer {
@@ -327,6 +344,7 @@ struct Listeners {
     listen: SocketAddr,
     admin: SocketAddr,
     proxy_protocol: bool,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 async fn serve(
@@ -390,6 +408,7 @@ async fn serve(
                 let _ = stream.set_nodelay(true);
                 let (state, builder, watcher) = (state.clone(), builder.clone(), graceful.watcher());
                 let (proxy, port) = (listeners.proxy_protocol, local.port());
+                let tls = listeners.tls.clone();
                 tokio::spawn(async move {
                     let mut stream = stream;
                     // Behind a PROXY-protocol balancer the kernel saw the
@@ -424,8 +443,23 @@ async fn serve(
                             }
                         })
                     };
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(connection).await;
+                    match tls {
+                        None => {
+                            let connection = builder.serve_connection(TokioIo::new(stream), service);
+                            let _ = watcher.watch(connection).await;
+                        }
+                        Some(acceptor) => {
+                            match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(tls_stream)) => {
+                                    let connection =
+                                        builder.serve_connection(TokioIo::new(tls_stream), service);
+                                    let _ = watcher.watch(connection).await;
+                                }
+                                Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                                Err(_) => debug!(%peer, "TLS handshake timed out"),
+                            }
+                        }
+                    }
                     state.metrics.connections.dec();
                     drop(permit);
                 });
