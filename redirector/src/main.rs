@@ -28,7 +28,7 @@ enum Command {
     /// Serve registry redirects: blobs to the backend nearest the client,
     /// everything else to the upstream registry. Configured like the
     /// registry's Go service (PORT, UPSTREAM_REGISTRY_ENDPOINT, ...).
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Attach the XDP classifier to an interface and print live per-class
     /// SYN counters until Ctrl-C or SIGTERM, then detach. Reloads the
     /// ranges on SIGHUP and on a timer.
@@ -59,7 +59,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::Watch(args) => watch::run(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Explain(args) => explain::run(args),
         Command::Ranges(command) => ranges::run(command),
     };
