@@ -5,7 +5,6 @@ mod config;
 mod explain;
 mod range_args;
 mod ranges;
-mod routes;
 mod serve;
 mod watch;
 

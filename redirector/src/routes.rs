@@ -233,7 +233,34 @@ fn is_upload_byte(x: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Whatever the path, a route that leads to a redirect carries only
+        /// a path the grammar made safe to put in a Location header.
+        #[test]
+        fn redirect_paths_are_always_safe(
+            method in prop::sample::select(vec!["GET", "HEAD", "POST", "get", ""]),
+            path in "(/v2/?)?([a-zA-Z0-9._:/%\\-]|\\.\\.|//|[\\x00-\\x1f ]|blobs/|manifests/|tags/list|sha256:){0,12}",
+        ) {
+            let safe = |rest: &str| {
+                rest.starts_with('/')
+                    && !rest.contains("//")
+                    && !rest.split('/').any(|s| s == ".." || s == ".")
+                    && rest.bytes().all(|b| b.is_ascii_graphic())
+            };
+            match route(method, &path) {
+                Route::Upstream { rest } | Route::Signature { rest } => prop_assert!(safe(rest), "{path:?} -> {rest:?}"),
+                Route::Blob { name, digest } => {
+                    prop_assert!(is_name(name) && is_digest(digest));
+                    prop_assert!(safe(&path[3..]));
+                }
+                _ => {}
+            }
+        }
+    }
 
     const D: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
 

@@ -31,13 +31,26 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Attach the classifier to an interface (default lo) with the
-    /// embedded ranges (or the snapshot `redirector ranges update` wrote)
-    /// and print live per-class counters until Ctrl-C.
+    /// Serve redirects on :8080 with XDP attached to lo, the embedded
+    /// ranges (or the snapshot `redirector ranges update` wrote) and the
+    /// default config, logging each decision, until Ctrl-C.
     Run {
+        /// Extra arguments for `redirector serve` (e.g. --config FILE).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Attach the classifier to lo and print live per-class SYN counters.
+    Watch {
         /// Extra arguments for `redirector watch` (e.g. --iface eth0).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Fuzz the request router (cargo-fuzz on nightly; installs it when
+    /// missing).
+    Fuzz {
+        /// How long to run.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
     },
     /// Benchmarks.
     Bench {
@@ -85,7 +98,31 @@ fn main() -> Result<()> {
             setup::run(setup::Mode::IfMissing)?;
             cargo(&["build", "--release", "--locked", "--package", "redirector"])?;
             let mut cmd = Command::new(root.join("target/release/redirector"));
+            cmd.args(["serve", "--listen", "[::]:8080", "--xdp-iface", "lo"])
+                .args(&args);
+            status(cmd)
+        }
+        Task::Watch { args } => {
+            require_root("watch")?;
+            setup::run(setup::Mode::IfMissing)?;
+            cargo(&["build", "--release", "--locked", "--package", "redirector"])?;
+            let mut cmd = Command::new(root.join("target/release/redirector"));
             cmd.arg("watch").args(&args);
+            status(cmd)
+        }
+        Task::Fuzz { seconds } => {
+            let have = Command::new("cargo")
+                .args(["fuzz", "--version"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !have {
+                eprintln!("xtask: installing cargo-fuzz");
+                cargo(&["install", "cargo-fuzz", "--locked"])?;
+            }
+            let mut cmd = Command::new("cargo");
+            cmd.current_dir(root.join("redirector"))
+                .args(["+nightly", "fuzz", "run", "route", "--"])
+                .arg(format!("-max_total_time={seconds}"));
             status(cmd)
         }
         Task::Bench { which } => {

@@ -10,10 +10,9 @@ use steer_user::Class;
 use tracing::info;
 
 use super::{State, blob_check::Presence, metrics::RequestLabels};
-use crate::{
-    backends::Choice,
-    routes::{Route, route},
-};
+use redirector::routes::{Route, route};
+
+use crate::backends::Choice;
 
 /// Which table answered for a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
