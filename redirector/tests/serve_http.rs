@@ -559,3 +559,21 @@ fn tls_with_alpn_serves_http2_and_http1() {
     assert_eq!(status, 0);
     assert_eq!(curl("--http1.1", "/v2/"), "200 1.1 ");
 }
+
+#[test]
+fn h2c_and_http1_on_the_plain_port() {
+    let bucket = FeedServer::start();
+    let r = start(&bucket.url("bucket"), &[]);
+    let curl = |version: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "--max-time", "10", version])
+            .args(["-w", "%{http_code} %{http_version} %{redirect_url}"])
+            .arg(format!("http://{}/v2/pause/manifests/latest", r.addr))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let want = "http://127.0.0.1:1/v2/mirror/pause/manifests/latest";
+    assert_eq!(curl("--http2-prior-knowledge"), format!("307 2 {want}"));
+    assert_eq!(curl("--http1.1"), format!("307 1.1 {want}"));
+}
