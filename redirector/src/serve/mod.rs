@@ -372,9 +372,13 @@ async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .max_buf_size(MAX_HEADER_BYTES);
+    // HTTP/2 connections are pinged when quiet, so a peer that vanished
+    // frees its slot.
     builder
         .http2()
         .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
         .max_header_list_size(MAX_HEADER_BYTES as u32);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
