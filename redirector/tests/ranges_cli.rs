@@ -6,7 +6,10 @@ use std::{
     process::{Command, Output},
 };
 
-use steer_tests::feed_server::{FeedServer, LAST_MODIFIED, Served};
+use steer_tests::{
+    feed_server::{FeedServer, LAST_MODIFIED, Served},
+    process::text,
+};
 use steer_user::feeds::{FeedKind, Snapshot};
 
 fn redirector(args: &[&str]) -> Output {
@@ -16,14 +19,6 @@ fn redirector(args: &[&str]) -> Output {
         .env_remove("DEFAULT_AWS_BASE_URL")
         .output()
         .expect("run redirector")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 pub fn aws_feed(created: &str, prefixes: &[(&str, &str)]) -> String {

@@ -5,36 +5,23 @@
 //! before the reload keeps working. Needs root; runs in namespaces.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::{IpAddr, SocketAddr, TcpListener, TcpStream},
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     sync::mpsc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use socket2::{Domain, Socket, Type};
 use steer_tests::{
-    PinDir, REQUIRE_XDP,
+    PinDir,
     addrs::{AWS4, SERVER4},
     feed_server::FeedServer,
     netns::{Netns, veth},
+    process::{Running, root_or_skip, stdout_lines, text, wait_for},
 };
 
 const PORT: u16 = 5000;
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 fn redirector(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_redirector"))
@@ -42,14 +29,6 @@ fn redirector(args: &[&str]) -> Output {
         .env_remove("STEER_SNAPSHOT")
         .output()
         .expect("run redirector")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn aws_feed(created: &str, region: &str) -> String {
@@ -95,29 +74,8 @@ fn start_watch(
         .spawn()
         .expect("start redirector watch");
     let mut watch = Running(child);
-    let (tx, lines) = mpsc::channel();
-    let stdout = watch.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = stdout_lines(&mut watch.0);
     (watch, lines)
-}
-
-/// Waits for a stdout line containing `want`; returns it.
-fn wait_for(lines: &mpsc::Receiver<String>, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if line.contains(want) => return line,
-            Ok(_) => {}
-            Err(e) => panic!("no line with {want:?} from redirector watch: {e}"),
-        }
-    }
 }
 
 /// A connection from `src` to the server; one echo round trip.
@@ -165,9 +123,7 @@ fn kernel_line(snapshot: &str, pins: &str) -> String {
 
 #[test]
 fn feed_change_reaches_the_kernel_on_sighup_without_dropping_connections() {
-    if !is_root() {
-        assert_ne!(std::env::var(REQUIRE_XDP).as_deref(), Ok("1"), "needs root");
-        eprintln!("SKIPPED: needs root");
+    if !root_or_skip(module_path!()) {
         return;
     }
     let server = FeedServer::start();
@@ -241,8 +197,7 @@ fn feed_change_reaches_the_kernel_on_sighup_without_dropping_connections() {
     server.set("aws.json", &aws_feed("c2", "eu-west-1"), "\"v2\"");
     let out = update();
     assert!(text(&out).contains("aws: updated"), "{}", text(&out));
-    // SAFETY: kill on a child pid we own (nsenter execs redirector).
-    assert_eq!(unsafe { libc::kill(watch.0.id() as i32, libc::SIGHUP) }, 0);
+    watch.signal(libc::SIGHUP);
     let reloaded = wait_for(&lines, "ranges reloaded (SIGHUP)");
     assert!(reloaded.contains("generation 2"), "{reloaded}");
 
@@ -264,13 +219,11 @@ fn feed_change_reaches_the_kernel_on_sighup_without_dropping_connections() {
     drop(before);
 
     // A SIGHUP with nothing new leaves the maps alone.
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::kill(watch.0.id() as i32, libc::SIGHUP) }, 0);
+    watch.signal(libc::SIGHUP);
     wait_for(&lines, "ranges unchanged (SIGHUP)");
     assert!(kernel_line(snap, &pin_dir).contains("generation 2"));
 
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::kill(watch.0.id() as i32, libc::SIGTERM) }, 0);
+    watch.signal(libc::SIGTERM);
     let status = watch.0.wait().expect("wait");
     assert!(status.success(), "watch exited with {status}");
     echo_server.join().expect("echo server");
@@ -284,9 +237,7 @@ fn feed_change_reaches_the_kernel_on_sighup_without_dropping_connections() {
 /// on a later tick keeps the table that serves.
 #[test]
 fn reload_timer_picks_up_the_snapshot_and_survives_a_broken_one() {
-    if !is_root() {
-        assert_ne!(std::env::var(REQUIRE_XDP).as_deref(), Ok("1"), "needs root");
-        eprintln!("SKIPPED: needs root");
+    if !root_or_skip(module_path!()) {
         return;
     }
     let server = FeedServer::start();
@@ -329,7 +280,6 @@ fn reload_timer_picks_up_the_snapshot_and_survives_a_broken_one() {
         "{line}"
     );
 
-    // SAFETY: kill on a child pid we own.
-    assert_eq!(unsafe { libc::kill(watch.0.id() as i32, libc::SIGTERM) }, 0);
+    watch.signal(libc::SIGTERM);
     assert!(watch.0.wait().expect("wait").success());
 }

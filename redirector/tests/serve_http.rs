@@ -6,15 +6,17 @@
 //! Nothing leaves 127.0.0.0/8.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::{IpAddr, SocketAddr, TcpListener, TcpStream},
     process::{Child, Command, Stdio},
-    sync::mpsc,
     time::{Duration, Instant},
 };
 
 use socket2::{Domain, Socket, Type};
-use steer_tests::feed_server::FeedServer;
+use steer_tests::{
+    feed_server::FeedServer,
+    process::{stdout_lines, wait_for},
+};
 
 const D1: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
 const D2: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -66,18 +68,8 @@ fn start(bucket: &str, extra: &[&str]) -> Redirector {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start redirector serve");
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("redirector serve did not start");
+    let lines = stdout_lines(&mut child);
+    let line = wait_for(&lines, "steer: serving on");
     let (addr, admin) = line
         .strip_prefix("steer: serving on ")
         .and_then(|l| l.split_once(", admin on "))
@@ -88,6 +80,11 @@ fn start(bucket: &str, extra: &[&str]) -> Redirector {
         admin: admin.parse().unwrap(),
         _dir: dir,
     }
+}
+
+fn signal(child: &Child, signal: i32) {
+    // SAFETY: kill on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
 }
 
 /// One raw HTTP/1.1 request from `src`; returns (status, headers, body).
@@ -326,8 +323,7 @@ fn sigterm_lets_in_flight_requests_finish() {
         std::thread::spawn(move || get(addr, "127.0.0.2", "GET", &format!("/v2/pause/blobs/{D1}")));
     // Let the request reach the blob check, then ask the server to stop.
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: kill on our own child's pid.
-    assert_eq!(unsafe { libc::kill(r.child.id() as i32, libc::SIGTERM) }, 0);
+    signal(&r.child, libc::SIGTERM);
     let (status, location, _) = in_flight.join().unwrap();
     assert_eq!(
         (status, location),
@@ -446,8 +442,7 @@ fn config_file_backends_and_reload_keeping_the_last_good_config() {
 
     // A new backend URL arrives with SIGHUP.
     write(&bucket.url("ams"));
-    // SAFETY: kill on our own child's pid.
-    assert_eq!(unsafe { libc::kill(r.child.id() as i32, libc::SIGHUP) }, 0);
+    signal(&r.child, libc::SIGHUP);
     let want = Some(format!("{}/containers/images/{D1}", bucket.url("ams")));
     let deadline = Instant::now() + Duration::from_secs(10);
     while get(r.addr, "127.0.0.2", "GET", &blob).1 != want {
@@ -460,8 +455,7 @@ fn config_file_backends_and_reload_keeping_the_last_good_config() {
 
     // A broken file is refused; the last good config keeps serving.
     std::fs::write(&config, "[[backend]]\nname = \"x y\"\n").unwrap();
-    // SAFETY: as above.
-    assert_eq!(unsafe { libc::kill(r.child.id() as i32, libc::SIGHUP) }, 0);
+    signal(&r.child, libc::SIGHUP);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(get(r.addr, "127.0.0.2", "GET", &blob).1, want);
 }

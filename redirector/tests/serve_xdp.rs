@@ -6,36 +6,21 @@
 //! redirector's own namespace.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::{IpAddr, SocketAddr, TcpStream},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    process::{Command, Stdio},
     time::Duration,
 };
 
 use socket2::{Domain, Socket, Type};
 use steer_tests::{
-    REQUIRE_XDP,
     addrs::{AWS4, SERVER4, UNLISTED4},
     feed_server::FeedServer,
     netns::{Netns, veth},
+    process::{Running, root_or_skip, stdout_lines, wait_for},
 };
 
 const D: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 fn http_get(src: Option<&str>, to: SocketAddr, path: &str) -> String {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
@@ -61,9 +46,7 @@ fn http_get(src: Option<&str>, to: SocketAddr, path: &str) -> String {
 
 #[test]
 fn direct_clients_are_classified_by_xdp() {
-    if !is_root() {
-        assert_ne!(std::env::var(REQUIRE_XDP).as_deref(), Ok("1"), "needs root");
-        eprintln!("SKIPPED: needs root");
+    if !root_or_skip("direct_clients_are_classified_by_xdp") {
         return;
     }
     let srv = Netns::new("serve-s");
@@ -97,7 +80,7 @@ fn direct_clients_are_classified_by_xdp() {
     )
     .unwrap();
 
-    let mut child = Command::new("nsenter")
+    let child = Command::new("nsenter")
         .arg(format!("--net=/run/netns/{}", srv.name()))
         .arg(env!("CARGO_BIN_EXE_redirector"))
         .args([
@@ -121,17 +104,9 @@ fn direct_clients_are_classified_by_xdp() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start redirector serve");
-    let stdout = child.stdout.take().unwrap();
-    let _running = Running(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("serve started");
+    let mut running = Running(child);
+    let lines = stdout_lines(&mut running.0);
+    let line = wait_for(&lines, "serving on");
     let admin: SocketAddr = line
         .rsplit_once("admin on ")
         .map(|(_, a)| a.parse().unwrap())

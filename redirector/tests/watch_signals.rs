@@ -3,32 +3,15 @@
 //! bpf_link the kernel drops with the process. Needs root.
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use steer_tests::{
-    REQUIRE_XDP,
     netns::{Netns, veth},
+    process::{Running, root_or_skip, stdout_lines, wait_for},
     ranges_dir,
 };
-
-/// Kills the child if the test fails before it exits.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
 
 fn xdp_on(ns: &Netns, iface: &str) -> bool {
     ns.ip_output(&["link", "show", "dev", iface])
@@ -36,13 +19,7 @@ fn xdp_on(ns: &Netns, iface: &str) -> bool {
 }
 
 fn stop_and_check(signal: i32, name: &str) {
-    if !is_root() {
-        assert_ne!(
-            std::env::var(REQUIRE_XDP).as_deref(),
-            Ok("1"),
-            "{name} needs root"
-        );
-        eprintln!("SKIPPED {name}: needs root");
+    if !root_or_skip(name) {
         return;
     }
     let ns = Netns::new("watch");
@@ -86,18 +63,8 @@ fn stop_and_check(signal: i32, name: &str) {
     let mut running = Running(child);
 
     // Wait for the banner it prints once attached.
-    let stdout = running.0.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("steer: XDP on") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let banner = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("watch did not report attaching within 30 s");
+    let lines = stdout_lines(&mut running.0);
+    let banner = wait_for(&lines, "steer: XDP on");
     assert!(banner.contains("steer-w (native mode)"), "{banner}");
     assert!(
         xdp_on(&ns, "steer-w"),
@@ -105,8 +72,7 @@ fn stop_and_check(signal: i32, name: &str) {
     );
 
     // `ip netns exec` execs the command, so this pid is redirector's.
-    // SAFETY: kill with a pid we spawned and still own.
-    assert_eq!(unsafe { libc::kill(running.0.id() as i32, signal) }, 0);
+    running.signal(signal);
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(st) = running.0.try_wait().unwrap() {

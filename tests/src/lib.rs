@@ -5,6 +5,7 @@ pub mod addrs;
 pub mod feed_server;
 pub mod netns;
 pub mod packet;
+pub mod process;
 pub mod sample;
 
 use std::{path::PathBuf, sync::Arc};
