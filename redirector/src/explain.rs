@@ -28,6 +28,9 @@ pub struct Args {
     /// Blob base URL for AWS regions without a bucket of their own.
     #[arg(long, value_name = "URL", env = "DEFAULT_AWS_BASE_URL", default_value = DEFAULT_AWS_BASE_URL)]
     default_aws_base_url: String,
+    /// The `redirector serve` config file whose backends to show.
+    #[arg(long, value_name = "FILE", env = "STEER_CONFIG")]
+    config: Option<std::path::PathBuf>,
     #[command(flatten)]
     ranges: RangeArgs,
 }
@@ -39,7 +42,15 @@ pub fn run(args: Args) -> Result<()> {
         .load(None)
         .context("loading ranges")?
         .ranges;
-    let backends = Backends::registry_k8s_io(&args.default_aws_base_url);
+    let backends = match &args.config {
+        Some(path) => {
+            let defaults = crate::serve::Settings::from_env(|k| std::env::var(k).ok())?;
+            crate::config::Config::read(path, defaults)?
+                .settings
+                .backends
+        }
+        None => Backends::registry_k8s_io(&args.default_aws_base_url),
+    };
     let live = if args.kernel {
         Some(LiveMaps::open(&args.pin_dir).with_context(|| {
             format!(

@@ -285,3 +285,33 @@ fn explain_with_a_custom_list_and_its_errors() {
         text(&out)
     );
 }
+
+#[test]
+fn explain_shows_the_backend_of_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steer.toml");
+    std::fs::write(
+        &config,
+        "[[backend]]\nname = \"paris\"\nbase_url = \"https://paris.example.org\"\nserves = [\"aws/eu-west-3\"]\n",
+    )
+    .unwrap();
+    let out = redirector(&[
+        "explain",
+        "--snapshot",
+        "/nonexistent/x",
+        "--config",
+        config.to_str().unwrap(),
+        "35.180.1.1",
+        "3.2.1.5",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("backend  paris https://paris.example.org (serves eu-west-3)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("3.2.1.5\n") && t.contains("backend  upstream registry"),
+        "{t}"
+    );
+}
