@@ -9,7 +9,7 @@ use hyper::body::Bytes;
 use steer_user::Class;
 use tracing::info;
 
-use super::{State, blob_check::Presence, metrics::RequestLabels};
+use super::{Settings, State, blob_check::Presence, metrics::RequestLabels};
 use redirector::routes::{Route, route};
 
 use crate::backends::Choice;
@@ -89,16 +89,16 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
         }
         Route::Invalid { code, what } => (oci_error(code, what), "invalid"),
         Route::Upstream { rest } => (
-            upstream(state, &settings.upstream, rest, uri.query()),
+            upstream(settings, &settings.upstream, rest, uri.query()),
             "upstream",
         ),
         Route::Signature { rest } => match &settings.signature_upstream {
             Some(sig) => (
-                upstream(state, sig, rest, uri.query()),
+                upstream(settings, sig, rest, uri.query()),
                 "signature-upstream",
             ),
             None => (
-                upstream(state, &settings.upstream, rest, uri.query()),
+                upstream(settings, &settings.upstream, rest, uri.query()),
                 "upstream",
             ),
         },
@@ -106,7 +106,7 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
             let rest = &path["/v2".len()..];
             match settings.backends.choose(&class) {
                 Choice::Upstream => (
-                    upstream(state, &settings.upstream, rest, uri.query()),
+                    upstream(settings, &settings.upstream, rest, uri.query()),
                     "upstream",
                 ),
                 Choice::Region(b) | Choice::Nearest(b) | Choice::Unknown(b) => {
@@ -114,7 +114,7 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
                     match state.checker.check(&url).await {
                         Presence::Found => (redirect(&url), b.name.as_str()),
                         Presence::Missing | Presence::Failed => (
-                            upstream(state, &settings.upstream, rest, uri.query()),
+                            upstream(settings, &settings.upstream, rest, uri.query()),
                             "upstream",
                         ),
                     }
@@ -165,8 +165,8 @@ fn label(name: &str) -> String {
 /// `<base>/v2/<upstream path><rest>[?query]`. `rest` was checked by the
 /// router; the query passes only if it is a valid header value (the URI
 /// parser already refused control bytes and spaces).
-fn upstream(state: &State, base: &str, rest: &str, query: Option<&str>) -> Response<Body> {
-    let path = &state.settings().upstream_path;
+fn upstream(settings: &Settings, base: &str, rest: &str, query: Option<&str>) -> Response<Body> {
+    let path = &settings.upstream_path;
     let mut url = if path.is_empty() {
         format!("{base}/v2{rest}")
     } else {
