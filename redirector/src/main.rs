@@ -5,6 +5,7 @@ mod config;
 mod explain;
 mod range_args;
 mod ranges;
+mod reload;
 mod serve;
 mod watch;
 

@@ -14,9 +14,9 @@ use steer_user::{
     ranges::{RangeSources, Ranges, chain},
 };
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{error, info, warn};
+use tracing::warn;
 
-use crate::{explain::DEFAULT_PIN_DIR, parse_mode, range_args::RangeArgs};
+use crate::{explain::DEFAULT_PIN_DIR, parse_mode, range_args::RangeArgs, reload::Reload};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -123,38 +123,29 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// Reloads the sources; on any failure the current table keeps serving.
+/// The outcome goes to stdout too, where people and tests watch for it.
 fn reload(sources: &RangeSources, ranges: &mut Ranges, steer: &mut Steer, why: &str) {
-    let loaded = match sources.load(Some(ranges)) {
-        Ok(l) => l,
-        Err(e) => {
-            error!(why, error = %chain(&e), "reload failed; the current ranges keep serving");
-            println!("ranges reload failed, current ranges kept: {}", chain(&e));
-            return;
-        }
-    };
-    for e in &loaded.kept {
-        println!("ranges: kept the last good copy: {}", chain(e));
+    let (outcome, kept) = crate::reload::reload(sources, ranges, why, |table| {
+        steer.load_table(table.clone()).map(Some)
+    });
+    for e in kept {
+        println!("ranges: kept the last good copy: {e}");
     }
-    if !loaded.changed {
-        info!(why, "ranges unchanged");
-        println!("ranges unchanged ({why})");
-        return;
-    }
-    match steer.load_table(loaded.ranges.table.clone()) {
-        Ok(load) => {
-            println!(
-                "ranges reloaded ({why}): generation {}, {} IPv4 + {} IPv6 prefixes in {} classes, {:.1} ms",
-                load.generation,
-                load.v4,
-                load.v6,
-                loaded.ranges.table.class_count(),
-                load.elapsed.as_secs_f64() * 1e3
-            );
-            *ranges = loaded.ranges;
-        }
-        Err(e) => {
-            error!(why, error = %chain(&e), "loading the new table into the kernel failed; the current one keeps serving");
-            println!("ranges reload failed, current ranges kept: {}", chain(&e));
+    match outcome {
+        Reload::Unchanged => println!("ranges unchanged ({why})"),
+        Reload::Failed(e) => println!("ranges reload failed, current ranges kept: {e}"),
+        Reload::Reloaded { ranges: new, load } => {
+            if let Some(load) = load {
+                println!(
+                    "ranges reloaded ({why}): generation {}, {} IPv4 + {} IPv6 prefixes in {} classes, {:.1} ms",
+                    load.generation,
+                    load.v4,
+                    load.v6,
+                    new.table.class_count(),
+                    load.elapsed.as_secs_f64() * 1e3
+                );
+            }
+            *ranges = new;
         }
     }
 }

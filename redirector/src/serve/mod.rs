@@ -52,6 +52,7 @@ use crate::{
     explain::DEFAULT_PIN_DIR,
     parse_mode,
     range_args::RangeArgs,
+    reload::Reload,
 };
 use blob_check::BlobChecker;
 
@@ -186,36 +187,27 @@ impl State {
     }
 
     /// Reloads the ranges; on any failure the current ones keep serving.
+    /// The XDP maps are locked only for the kernel write, not while the
+    /// sources are read and compiled.
     fn reload(&self, sources: &RangeSources, why: &str) {
         let current = self
             .ranges
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let loaded = match sources.load(Some(&current)) {
-            Ok(l) => l,
-            Err(e) => {
-                error!(why, error = %chain(&e), "reload failed; the current ranges keep serving");
-                return;
-            }
-        };
-        for e in &loaded.kept {
-            warn!(why, error = %chain(e), "kept the last good copy");
+        let (outcome, _) = crate::reload::reload(sources, &current, why, |table| {
+            self.steer
+                .as_ref()
+                .map(|steer| {
+                    let mut steer = steer.write().unwrap_or_else(|e| e.into_inner());
+                    steer.load_table(table.clone())
+                })
+                .transpose()
+        });
+        if let Reload::Reloaded { ranges, .. } = outcome {
+            *self.ranges.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ranges);
+            self.metrics.ranges_generation.inc();
         }
-        if !loaded.changed {
-            info!(why, "ranges unchanged");
-            return;
-        }
-        if let Some(steer) = &self.steer {
-            let mut steer = steer.write().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = steer.load_table(loaded.ranges.table.clone()) {
-                error!(why, error = %chain(&e), "loading the new table into the kernel failed; the current one keeps serving");
-                return;
-            }
-        }
-        *self.ranges.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(loaded.ranges);
-        self.metrics.ranges_generation.inc();
-        info!(why, "ranges reloaded");
     }
 }
 
