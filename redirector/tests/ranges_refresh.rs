@@ -6,19 +6,19 @@
 
 use std::{
     io::{Read, Write},
-    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener, TcpStream},
     process::{Command, Output, Stdio},
     sync::mpsc,
     time::Duration,
 };
 
-use socket2::{Domain, Socket, Type};
 use steer_tests::{
     PinDir,
     addrs::{AWS4, SERVER4},
     feed_server::FeedServer,
     netns::{Netns, veth},
     process::{Running, root_or_skip, stdout_lines, text, wait_for},
+    tcp,
 };
 
 const PORT: u16 = 5000;
@@ -80,20 +80,8 @@ fn start_watch(
 
 /// A connection from `src` to the server; one echo round trip.
 fn connect_from(src: &str) -> TcpStream {
-    let src: IpAddr = src.parse().unwrap();
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket.bind(&SocketAddr::new(src, 0).into()).unwrap();
-    socket
-        .connect_timeout(
-            &SocketAddr::new(SERVER4.parse().unwrap(), PORT).into(),
-            Duration::from_secs(5),
-        )
-        .unwrap_or_else(|e| panic!("connect from {src}: {e}"));
-    let stream: TcpStream = socket.into();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    stream
+    let server = SocketAddr::new(SERVER4.parse().unwrap(), PORT);
+    tcp::connect_from(Some(src), server, Duration::from_secs(5))
 }
 
 fn echo(stream: &mut TcpStream, byte: u8) {

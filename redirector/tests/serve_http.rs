@@ -7,15 +7,15 @@
 
 use std::{
     io::{Read, Write},
-    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use socket2::{Domain, Socket, Type};
 use steer_tests::{
     feed_server::FeedServer,
     process::{stdout_lines, wait_for},
+    tcp,
 };
 
 const D1: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
@@ -88,19 +88,9 @@ fn signal(child: &Child, signal: i32) {
 }
 
 /// One raw HTTP/1.1 request from `src`; returns (status, headers, body).
-fn request(to: SocketAddr, src: &str, raw: &str) -> (u16, String, String) {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    socket
-        .bind(&SocketAddr::new(src.parse::<IpAddr>().unwrap(), 0).into())
-        .unwrap();
-    socket
-        .connect_timeout(&to.into(), Duration::from_secs(5))
-        .unwrap();
-    let mut stream: TcpStream = socket.into();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(raw.as_bytes()).unwrap();
+fn request(to: SocketAddr, src: &str, raw: impl AsRef<[u8]>) -> (u16, String, String) {
+    let mut stream = tcp::connect_from(Some(src), to, Duration::from_secs(10));
+    stream.write_all(raw.as_ref()).unwrap();
     let mut out = Vec::new();
     let _ = stream.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();
@@ -117,7 +107,7 @@ fn get(to: SocketAddr, src: &str, method: &str, path: &str) -> (u16, Option<Stri
     let (status, head, body) = request(
         to,
         src,
-        &format!("{method} {path} HTTP/1.1\r\nHost: registry.test\r\nConnection: close\r\n\r\n"),
+        format!("{method} {path} HTTP/1.1\r\nHost: registry.test\r\nConnection: close\r\n\r\n"),
     );
     let location = head
         .lines()
@@ -276,7 +266,7 @@ fn malformed_requests_get_clear_answers_and_no_unescaped_header() {
         let (status, head, body) = request(
             r.addr,
             "127.0.0.2",
-            &format!("{line}\r\nHost: registry.test\r\nConnection: close\r\n\r\n"),
+            format!("{line}\r\nHost: registry.test\r\nConnection: close\r\n\r\n"),
         );
         assert_eq!(status, want, "{line}: {head}");
         assert!(
@@ -301,7 +291,7 @@ fn malformed_requests_get_clear_answers_and_no_unescaped_header() {
     let (status, _, _) = request(
         r.addr,
         "127.0.0.2",
-        &format!(
+        format!(
             "GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
             "b".repeat(100 * 1024)
         ),
@@ -357,22 +347,7 @@ fn proxy_protocol_names_the_client() {
     let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
     v2.extend_from_slice(&[127, 0, 0, 3, 127, 0, 0, 1, 0x15, 0xb3, 0, 80]);
     v2.extend_from_slice(blob.as_bytes());
-    let (status, head, _) = {
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-        socket.connect(&r.addr.into()).unwrap();
-        let mut s: TcpStream = socket.into();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(&v2).unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        let text = String::from_utf8_lossy(&out).into_owned();
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|x| x.parse::<u16>().ok())
-            .unwrap_or(0);
-        (status, text, ())
-    };
+    let (status, head, _) = request(r.addr, "127.0.0.1", &v2);
     assert_eq!(status, 307, "{head}");
     assert!(
         head.contains(&format!("location: {}", upstream.clone().unwrap())),

@@ -7,33 +7,23 @@
 
 use std::{
     io::{Read, Write},
-    net::{IpAddr, SocketAddr, TcpStream},
+    net::{IpAddr, SocketAddr},
     process::{Command, Stdio},
     time::Duration,
 };
 
-use socket2::{Domain, Socket, Type};
 use steer_tests::{
     addrs::{AWS4, SERVER4, UNLISTED4},
     feed_server::FeedServer,
     netns::{Netns, veth},
     process::{Running, root_or_skip, stdout_lines, wait_for},
+    tcp,
 };
 
 const D: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
 
 fn http_get(src: Option<&str>, to: SocketAddr, path: &str) -> String {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    if let Some(src) = src {
-        socket
-            .bind(&SocketAddr::new(src.parse::<IpAddr>().unwrap(), 0).into())
-            .unwrap();
-    }
-    socket
-        .connect_timeout(&to.into(), Duration::from_secs(5))
-        .unwrap();
-    let mut s: TcpStream = socket.into();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = tcp::connect_from(src, to, Duration::from_secs(10));
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n"

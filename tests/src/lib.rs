@@ -7,6 +7,7 @@ pub mod netns;
 pub mod packet;
 pub mod process;
 pub mod sample;
+pub mod tcp;
 
 use std::{path::PathBuf, sync::Arc};
 

@@ -15,12 +15,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use socket2::{Domain, Socket, Type};
 use steer_tests::{
     addrs::{AWS_CLASS, AWS4, AWS6, GCP_CLASS, GCP4, SERVER4, SERVER6, UNLISTED4, UNLISTED6},
     load_or_skip,
     netns::{Netns, veth},
-    real_feeds, real_table,
+    real_feeds, real_table, tcp,
 };
 use steer_user::{
     AttachMode, Class, FlowClass, RangeTable,
@@ -49,29 +48,14 @@ fn name(table: &RangeTable, flow: Option<FlowClass>) -> String {
 
 /// Connects from `src` to the server, sends one byte, waits for the echo.
 fn connect_from(src: &str) {
-    let src: IpAddr = src.parse().unwrap();
-    let server: IpAddr = if src.is_ipv4() { SERVER4 } else { SERVER6 }
+    let server: IpAddr = if src.contains(':') { SERVER6 } else { SERVER4 }
         .parse()
         .unwrap();
-    let socket = Socket::new(
-        Domain::for_address(SocketAddr::new(src, 0)),
-        Type::STREAM,
-        None,
-    )
-    .expect("client socket");
-    socket
-        .bind(&SocketAddr::new(src, 0).into())
-        .unwrap_or_else(|e| panic!("bind {src}: {e}"));
-    socket
-        .connect_timeout(
-            &SocketAddr::new(server, PORT).into(),
-            Duration::from_secs(5),
-        )
-        .unwrap_or_else(|e| panic!("connect from {src}: {e}"));
-    let mut stream: std::net::TcpStream = socket.into();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    let mut stream = tcp::connect_from(
+        Some(src),
+        SocketAddr::new(server, PORT),
+        Duration::from_secs(5),
+    );
     stream.write_all(b"x").unwrap();
     let mut buf = [0u8; 1];
     stream.read_exact(&mut buf).expect("echo from server");

@@ -1,0 +1,28 @@
+//! TCP clients for tests: a connection from a chosen source address
+//! (one the test gave an interface in its namespace).
+
+use std::{
+    net::{IpAddr, SocketAddr, TcpStream},
+    time::Duration,
+};
+
+use socket2::{Domain, Socket, Type};
+
+/// Connects to `to`, from `src` when given (else the kernel's choice),
+/// within 5 s; reads on the stream time out after `read_timeout`.
+/// Panics with the addresses when it cannot.
+pub fn connect_from(src: Option<&str>, to: SocketAddr, read_timeout: Duration) -> TcpStream {
+    let socket = Socket::new(Domain::for_address(to), Type::STREAM, None).expect("client socket");
+    if let Some(src) = src {
+        let src: IpAddr = src.parse().expect("a source address");
+        socket
+            .bind(&SocketAddr::new(src, 0).into())
+            .unwrap_or_else(|e| panic!("bind {src}: {e}"));
+    }
+    socket
+        .connect_timeout(&to.into(), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect from {src:?} to {to}: {e}"));
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(read_timeout)).unwrap();
+    stream
+}
