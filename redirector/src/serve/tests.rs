@@ -50,30 +50,40 @@ type Case = (
     Option<String>,
 );
 
+/// What `handle` answers to `req` from `client` on a direct connection:
+/// the status and the Location, if any.
+async fn answer(
+    state: &State,
+    client: &str,
+    req: http::Request<()>,
+) -> (StatusCode, Option<String>) {
+    let peer: SocketAddr = format!("{client}:888").parse().unwrap();
+    let (class, source) = state.classify(peer, 8080);
+    let conn = ConnInfo {
+        peer,
+        class,
+        source,
+    };
+    let r = handle(state, &conn, &req).await;
+    let location = r
+        .headers()
+        .get(header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned());
+    (r.status(), location)
+}
+
 async fn run(state: &State, cases: Vec<Case>) {
     let mut failures = Vec::new();
     for (method, target, client, status, location) in cases {
-        let peer: SocketAddr = format!("{client}:888").parse().unwrap();
-        let (class, source) = state.classify(peer, 8080);
-        let conn = ConnInfo {
-            peer,
-            class,
-            source,
-        };
         let req = http::Request::builder()
             .method(method.parse::<Method>().unwrap())
             .uri(target.as_str())
             .body(())
             .unwrap();
-        let r = handle(state, &conn, &req).await;
-        let got = r
-            .headers()
-            .get(header::LOCATION)
-            .map(|v| v.to_str().unwrap().to_owned());
-        if r.status() != status || got != location {
+        let (got_status, got) = answer(state, client, req).await;
+        if got_status != status || got != location {
             failures.push(format!(
-                "{method} {target} from {client}: {} {got:?}, expected {status} {location:?}",
-                r.status()
+                "{method} {target} from {client}: {got_status} {got:?}, expected {status} {location:?}"
             ));
         }
     }
@@ -288,23 +298,11 @@ async fn location_with_xff(
     peer: &str,
     xff: Option<&str>,
 ) -> (StatusCode, Option<String>) {
-    let peer: SocketAddr = format!("{peer}:888").parse().unwrap();
-    let (class, source) = state.classify(peer, 8080);
-    let conn = ConnInfo {
-        peer,
-        class,
-        source,
-    };
     let mut req = http::Request::builder().uri(format!("/v2/pause/blobs/{D}"));
     if let Some(v) = xff {
         req = req.header("x-forwarded-for", v);
     }
-    let r = handle(state, &conn, &req.body(()).unwrap()).await;
-    let location = r
-        .headers()
-        .get(header::LOCATION)
-        .map(|v| v.to_str().unwrap().to_owned());
-    (r.status(), location)
+    answer(state, peer, req.body(()).unwrap()).await
 }
 
 #[tokio::test]

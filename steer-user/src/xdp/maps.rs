@@ -84,7 +84,7 @@ pub(super) fn remove_lpm<K: aya::Pod>(
 /// to it failed half way).
 pub(super) fn clear_lpm<K: aya::Pod>(ebpf: &mut Ebpf, name: &'static str) -> Result<(), Error> {
     let keys: Vec<Key<K>> = {
-        let trie: LpmTrie<&MapData, K, u32> = super::maps::typed_map(ebpf, name)?;
+        let trie: LpmTrie<&MapData, K, u32> = typed_map(ebpf, name)?;
         trie.keys()
             .collect::<Result<_, _>>()
             .map_err(|source| Error::Map { name, source })?
