@@ -133,6 +133,9 @@ fn direct_clients_are_classified_by_xdp() {
     for want in [
         r#"steer_requests_total{route="blob",status="307",provider="aws",region="eu-west-3",backend="paris",source="xdp"} 1"#,
         r#"steer_requests_total{route="blob",status="307",provider="unknown",region="unknown",backend="upstream",source="xdp"} 1"#,
+        // The kernel's own count of the two SYNs, one per class.
+        r#"steer_xdp_syns_total{provider="aws",region="eu-west-3"} 1"#,
+        r#"steer_xdp_syns_total{provider="unknown",region="unknown"} 1"#,
     ] {
         assert!(metrics.contains(want), "missing {want} in\n{metrics}");
     }

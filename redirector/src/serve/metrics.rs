@@ -1,11 +1,19 @@
 //! Prometheus metrics of `redirector serve`, in the text format on the
 //! admin listener's `/metrics`.
 
+use std::sync::{Arc, RwLock};
+
 use prometheus_client::{
-    encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    metrics::{
+        MetricType, counter::ConstCounter, counter::Counter, family::Family, gauge::Gauge,
+        histogram::Histogram,
+    },
     registry::Registry,
 };
+use steer_user::Steer;
+use tracing::warn;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -90,11 +98,82 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Adds the XDP program's per-class counters, read from the kernel at
+    /// each scrape.
+    pub fn add_xdp(&mut self, steer: Arc<RwLock<Steer>>) {
+        self.registry
+            .register_collector(Box::new(XdpCounters(steer)));
+    }
+
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClassLabels {
+    provider: String,
+    region: String,
+}
+
+/// `steer_xdp_syns_total` and `steer_xdp_dropped_syns_total` per class:
+/// what the kernel counted, summed over CPUs and map generations. Read at
+/// scrape time, so they cost nothing between scrapes.
+struct XdpCounters(Arc<RwLock<Steer>>);
+
+impl std::fmt::Debug for XdpCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("XdpCounters")
+    }
+}
+
+impl Collector for XdpCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let counters = {
+            let steer = self.0.read().unwrap_or_else(|e| e.into_inner());
+            steer.class_counters()
+        };
+        let counters = match counters {
+            Ok(c) => c,
+            Err(e) => {
+                // A scrape without these beats a failed scrape.
+                warn!(error = %e, "reading the XDP class counters");
+                return Ok(());
+            }
+        };
+        let labelled: Vec<_> = counters
+            .iter()
+            .map(|(class, c)| {
+                let label = |s: &str| if s.is_empty() { "unknown" } else { s }.to_owned();
+                let labels = ClassLabels {
+                    provider: label(&class.provider),
+                    region: label(&class.region),
+                };
+                (labels, c)
+            })
+            .collect();
+        let mut syns = encoder.encode_descriptor(
+            "xdp_syns",
+            "SYNs to the service port classified by XDP, per class",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, c) in &labelled {
+            ConstCounter::new(c.syns).encode(syns.encode_family(labels)?)?;
+        }
+        let mut dropped = encoder.encode_descriptor(
+            "xdp_dropped_syns",
+            "SYNs dropped by a class policy in XDP",
+            None,
+            MetricType::Counter,
+        )?;
+        for (labels, c) in &labelled {
+            ConstCounter::new(c.dropped).encode(dropped.encode_family(labels)?)?;
+        }
+        Ok(())
     }
 }

@@ -143,7 +143,7 @@ pub struct State {
     ready: std::sync::atomic::AtomicBool,
     checker: BlobChecker,
     ranges: RwLock<Arc<Ranges>>,
-    steer: Option<RwLock<Steer>>,
+    steer: Option<Arc<RwLock<Steer>>>,
 }
 
 impl State {
@@ -298,11 +298,15 @@ pub fn run(args: Args) -> Result<()> {
             steer
                 .attach(iface, args.xdp_mode)
                 .with_context(|| format!("attaching XDP to {iface}"))?;
-            Some(RwLock::new(steer))
+            Some(Arc::new(RwLock::new(steer)))
         }
     };
 
-    let metrics = Arc::new(metrics::Metrics::default());
+    let mut metrics = metrics::Metrics::default();
+    if let Some(steer) = &steer {
+        metrics.add_xdp(steer.clone());
+    }
+    let metrics = Arc::new(metrics);
     metrics.ranges_generation.set(1);
     let state = Arc::new(State {
         checker: BlobChecker::new(&settings.blob_check, metrics.clone()),
