@@ -6,6 +6,7 @@ pub mod feed_server;
 pub mod netns;
 pub mod packet;
 pub mod process;
+pub mod pulls;
 pub mod sample;
 pub mod tcp;
 

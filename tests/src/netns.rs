@@ -50,6 +50,16 @@ impl Netns {
         run("ip", &all)
     }
 
+    /// `program` to be run inside this namespace (through `nsenter --net`,
+    /// which, unlike `ip netns exec`, leaves /sys and so bpffs visible).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.name))
+            .arg("--")
+            .arg(program);
+        cmd
+    }
+
     /// Runs `f` on a new thread that lives in this namespace. Sockets and
     /// interface names it uses are this namespace's.
     pub fn spawn<F, R>(&self, f: F) -> thread::JoinHandle<R>

@@ -2,8 +2,8 @@
 //! stdout as lines, and the rule for tests that need root.
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Output},
+    io::{BufRead, BufReader, Read},
+    process::{Child, Command, Output, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
@@ -83,4 +83,43 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// Runs `cmd` to its end, or kills it after `limit`. Its output is
+/// returned either way; `Err` means it was killed.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<Output, Output> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {:?}: {e}", cmd.get_program()));
+    let read = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = read(child.stdout.take().map(|s| Box::new(s) as _));
+    let err = read(child.stderr.take().map(|s| Box::new(s) as _));
+    let deadline = Instant::now() + limit;
+    let (status, killed) = loop {
+        if let Some(st) = child.try_wait().expect("waiting for a child") {
+            break (st, false);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            break (child.wait().expect("reaping a killed child"), true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let output = Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    };
+    if killed { Err(output) } else { Ok(output) }
 }
