@@ -19,8 +19,8 @@ use std::{
 use steer_tests::{
     process::{root_or_skip, run_bounded, text},
     pulls::{
-        CLIENTS, DRAIN_LIMIT, ImageSpec, Mark, Options, REDIRECTOR, Server, Source, Topology,
-        UPSTREAM, clients::Containerd, redirector::sample,
+        CLIENTS, DRAIN_LIMIT, ImageSpec, Mark, Options, REDIRECTOR, Server, Topology, UPSTREAM,
+        clients::Containerd, redirector::sample,
     },
     ranges_dir,
 };
@@ -67,13 +67,6 @@ fn topology() -> Topology {
         images: images(),
         blob_check_timeout: "2s",
     })
-}
-
-fn expected(source: Source) -> Server {
-    match source {
-        Source::Mirror(i) => Server::Mirror(i),
-        Source::Upstream => Server::Upstream,
-    }
 }
 
 /// Every blob of `image` reached `client` `times` times since `since`,
@@ -147,7 +140,7 @@ fn pulls_end_to_end() {
     for (c, spec) in CLIENTS.iter().enumerate() {
         let since = t.mark();
         pull_ok(&t, c, APP);
-        assert_served(&t, &since, c, APP, expected(spec.expected), 1);
+        assert_served(&t, &since, c, APP, spec.expected, 1);
     }
     let metrics = t.metrics();
     for spec in &CLIENTS {

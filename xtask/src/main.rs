@@ -39,6 +39,15 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The end-to-end topology in network namespaces: a registry, two
+    /// mirrors, the redirector with XDP, and clients in AWS, GCP and no
+    /// feed pulling with skopeo and ctr; prints which server gave each
+    /// client its blobs, then tears it all down.
+    Demo {
+        /// Extra arguments for the demo (e.g. --feed aws=FILE).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Attach the classifier to lo and print live per-class SYN counters.
     Watch {
         /// Extra arguments for `redirector watch` (e.g. --iface eth0).
@@ -99,6 +108,28 @@ fn main() -> Result<()> {
             cargo(&["build", "--release", "--locked", "--package", "redirector"])?;
             let mut cmd = Command::new(root.join("target/release/redirector"));
             cmd.args(["serve", "--listen", "[::]:8080", "--xdp-iface", "lo"])
+                .args(&args);
+            status(cmd)
+        }
+        Task::Demo { args } => {
+            require_root("demo")?;
+            setup::run(setup::Mode::IfMissing)?;
+            cargo(&[
+                "build",
+                "--release",
+                "--locked",
+                "--package",
+                "redirector",
+                "--package",
+                "steer-tests",
+                "--bin",
+                "redirector",
+                "--bin",
+                "steer-demo",
+            ])?;
+            let mut cmd = Command::new(root.join("target/release/steer-demo"));
+            cmd.arg("--redirector")
+                .arg(root.join("target/release/redirector"))
                 .args(&args);
             status(cmd)
         }

@@ -9,7 +9,8 @@ use anyhow::{Context as _, Result, bail};
 /// nightly rustc that emits the eBPF bitcode), bpftool and iproute2 for
 /// inspecting and for the namespace tests, util-linux for `nsenter`,
 /// openssl and curl for the TLS test (a throwaway certificate, an HTTP/2
-/// client).
+/// client); the real servers and clients of the end-to-end pulls and the
+/// demo: the distribution registry, nginx, skopeo and containerd.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -19,7 +20,15 @@ const APT_PACKAGES: &[&str] = &[
     "util-linux",
     "openssl",
     "curl",
+    "docker-registry",
+    "nginx-light",
+    "skopeo",
+    "containerd",
 ];
+
+/// Debian's hook that tells package scripts whether they may start
+/// services. The tests start every server themselves, in namespaces.
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const BPF_LINKER_FEATURE: &str = "llvm-22";
 
@@ -49,6 +58,7 @@ pub fn run(mode: Mode) -> Result<()> {
         need_root(&format!("installing {}", missing.join(" ")))?;
         eprintln!("setup: installing apt packages: {}", missing.join(" "));
         sh(Command::new("apt-get").arg("update").arg("-qq"))?;
+        let _no_services = NoServiceStarts::new()?;
         sh(Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
             .args(&missing)
@@ -90,6 +100,38 @@ pub fn run(mode: Mode) -> Result<()> {
     }
     say("done");
     Ok(())
+}
+
+/// While it lives, package installs start no services (nginx, the
+/// registry and containerd would otherwise start on the host's ports).
+/// A policy the machine already has is left as it is.
+struct NoServiceStarts {
+    ours: bool,
+}
+
+impl NoServiceStarts {
+    fn new() -> Result<NoServiceStarts> {
+        use std::os::unix::fs::PermissionsExt as _;
+        if std::path::Path::new(POLICY_RC_D).exists() {
+            return Ok(NoServiceStarts { ours: false });
+        }
+        std::fs::write(
+            POLICY_RC_D,
+            "#!/bin/sh\n# cargo xtask setup: no service starts during its install\nexit 101\n",
+        )
+        .with_context(|| format!("writing {POLICY_RC_D}"))?;
+        std::fs::set_permissions(POLICY_RC_D, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("making {POLICY_RC_D} executable"))?;
+        Ok(NoServiceStarts { ours: true })
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if self.ours {
+            let _ = std::fs::remove_file(POLICY_RC_D);
+        }
+    }
 }
 
 pub fn is_root() -> bool {

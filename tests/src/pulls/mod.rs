@@ -64,21 +64,13 @@ pub const MIRRORS: [MirrorSpec; 2] = [
     },
 ];
 
-/// Where a client's blobs should come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// The mirror of this index in [`MIRRORS`].
-    Mirror(usize),
-    Upstream,
-}
-
 /// A client host: its address, the class the real feeds give it, and
 /// where its blobs come from when every server is up.
 pub struct ClientSpec {
     pub name: &'static str,
     pub addr: &'static str,
     pub class: &'static str,
-    pub expected: Source,
+    pub expected: Server,
 }
 
 pub const CLIENTS: [ClientSpec; 4] = [
@@ -87,26 +79,26 @@ pub const CLIENTS: [ClientSpec; 4] = [
         name: "aws-eu-west-3",
         addr: "35.180.1.1",
         class: "aws/eu-west-3",
-        expected: Source::Mirror(0),
+        expected: Server::Mirror(0),
     },
     // A region with only a nearest mirror.
     ClientSpec {
         name: "aws-us-east-2",
         addr: "3.5.100.7",
         class: "aws/us-east-2",
-        expected: Source::Mirror(1),
+        expected: Server::Mirror(1),
     },
     ClientSpec {
         name: "gcp-africa-south1",
         addr: "34.35.1.1",
         class: "gcp/africa-south1",
-        expected: Source::Upstream,
+        expected: Server::Upstream,
     },
     ClientSpec {
         name: "unlisted",
         addr: "198.51.100.7",
         class: "unknown",
-        expected: Source::Upstream,
+        expected: Server::Upstream,
     },
 ];
 
