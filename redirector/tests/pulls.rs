@@ -162,7 +162,30 @@ fn pulls_end_to_end() {
         );
     }
 
-    // 1b. containerd's ctr, a second real client, from the same region.
+    // 1b. The same region over IPv6: XDP classifies the IPv6 SYN (the
+    // redirector's log names the client and the source of its class).
+    let since = t.mark();
+    let digest = t
+        .pull_v6(AWS_EU, APP)
+        .unwrap_or_else(|e| panic!("IPv6 pull: {e}"));
+    assert_eq!(digest, t.images[APP].manifest_digest, "IPv6 pull");
+    // The mirrors have only IPv4: the blobs go there from the IPv4 address.
+    assert_served(&t, &since, AWS_EU, APP, Server::Mirror(EU), 1);
+    let addr6 = CLIENTS[AWS_EU].addr6.unwrap();
+    let log = t.redirector_log();
+    let decisions: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&format!("client={addr6} ")))
+        .collect();
+    assert!(!decisions.is_empty(), "no request from {addr6}:\n{log}");
+    for d in &decisions {
+        assert!(
+            d.contains("class=aws/eu-west-3") && d.contains(r#"source="xdp""#),
+            "{d}"
+        );
+    }
+
+    // 1c. containerd's ctr, a second real client, from the same region.
     {
         let containerd = Containerd::start(&t.clients[AWS_EU].ns, t.dir.path())
             .unwrap_or_else(|e| panic!("containerd: {e}"));

@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, path::PathBuf, process::ExitCode, time::Instant
 use steer_tests::{
     process::is_root,
     pulls::{
-        CLIENTS, ImageSpec, MIRRORS, Options, REDIRECTOR, Server, Topology, UPSTREAM,
+        CLIENTS, ImageSpec, MIRRORS, Options, REDIRECTOR, REDIRECTOR6, Server, Topology, UPSTREAM,
         clients::Containerd, redirector::sample,
     },
 };
@@ -121,6 +121,30 @@ fn demo(redirector: PathBuf, feeds: Vec<String>) {
         }
     }
 
+    let aws = &t.clients[0];
+    let since = t.mark();
+    let result = t.pull_v6(0, 0);
+    let n = image
+        .blob_digests()
+        .iter()
+        .filter(|d| t.served(&since, aws.spec.addr, d) == vec![Server::Mirror(0)])
+        .count();
+    println!(
+        "  {:<19} {:<14} {:<19} {:<6} {n} from mirror {} (over IPv6 to [{REDIRECTOR6}])",
+        aws.spec.name,
+        aws.spec.addr6.unwrap_or_default(),
+        aws.spec.class,
+        match &result {
+            Ok(d) if *d == image.manifest_digest => "ok",
+            Ok(_) => "WRONG",
+            Err(_) => "FAILED",
+        },
+        MIRRORS[0].name,
+    );
+    if let Err(e) = result {
+        println!("    {e}");
+    }
+
     let metrics = t.metrics();
     println!();
     println!("SYNs the XDP program classified (steer_xdp_syns_total):");
@@ -131,7 +155,6 @@ fn demo(redirector: PathBuf, feeds: Vec<String>) {
     }
 
     println!();
-    let aws = &t.clients[0];
     match Containerd::start(&aws.ns, t.dir.path()) {
         Ok(containerd) => {
             let since = t.mark();

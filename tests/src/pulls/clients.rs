@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use super::oci::sha256;
+use super::{REDIRECTOR6, REDIRECTOR6_NAME, oci::sha256};
 use crate::{
     netns::Netns,
     process::{Running, run_bounded, text},
@@ -25,7 +25,8 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 ///
 /// skopeo keeps a blob-info cache under /var/lib/containers when run as
 /// root; it runs in a private mount namespace with a fresh directory over
-/// /var/lib, so the machine's is never touched. A policy that accepts any
+/// /var/lib, so the machine's is never touched, and with an /etc/hosts
+/// that names only the redirector's IPv6 address. A policy that accepts any
 /// image and a temporary directory of its own come with every run.
 pub fn skopeo(ns: &Netns, work: &Path, args: &[String]) -> Result<String, String> {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -34,6 +35,12 @@ pub fn skopeo(ns: &Netns, work: &Path, args: &[String]) -> Result<String, String
     for d in [&var_lib, &tmp] {
         fs::create_dir_all(d).expect("skopeo directories");
     }
+    let hosts = base.join("hosts");
+    fs::write(
+        &hosts,
+        format!("127.0.0.1 localhost\n::1 localhost\n{REDIRECTOR6} {REDIRECTOR6_NAME}\n"),
+    )
+    .expect("hosts file");
     let policy = base.join("policy.json");
     fs::write(
         &policy,
@@ -42,9 +49,12 @@ pub fn skopeo(ns: &Netns, work: &Path, args: &[String]) -> Result<String, String
     .expect("policy.json");
     let mut cmd = ns.command("unshare");
     cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-        .arg(r#"mount --bind "$1" /var/lib && shift && exec "$@""#)
+        .arg(
+            r#"mount --bind "$1" /var/lib && mount --bind "$2" /etc/hosts && shift 2 && exec "$@""#,
+        )
         .arg("sh")
         .arg(&var_lib)
+        .arg(&hosts)
         .arg("skopeo")
         .arg("--policy")
         .arg(&policy)

@@ -39,6 +39,11 @@ use servers::{Access, Mirror, Registry};
 
 /// The redirector's address; it serves on port 80.
 pub const REDIRECTOR: &str = "192.0.2.1";
+/// The redirector's IPv6 address, and the name clients reach it by over
+/// IPv6 (skopeo takes no IPv6 literal in an image reference; the name is
+/// in the `/etc/hosts` that skopeo sees, nowhere else).
+pub const REDIRECTOR6: &str = "2001:db8::1";
+pub const REDIRECTOR6_NAME: &str = "redirector6.steer.test";
 /// The upstream registry's address; it serves on port 5000.
 pub const UPSTREAM: &str = "192.0.2.10";
 
@@ -69,6 +74,8 @@ pub const MIRRORS: [MirrorSpec; 2] = [
 pub struct ClientSpec {
     pub name: &'static str,
     pub addr: &'static str,
+    /// An IPv6 address in the same class, for pulls over IPv6.
+    pub addr6: Option<&'static str>,
     pub class: &'static str,
     pub expected: Server,
 }
@@ -78,6 +85,7 @@ pub const CLIENTS: [ClientSpec; 4] = [
     ClientSpec {
         name: "aws-eu-west-3",
         addr: "35.180.1.1",
+        addr6: Some("2a05:d012::1"),
         class: "aws/eu-west-3",
         expected: Server::Mirror(0),
     },
@@ -85,18 +93,21 @@ pub const CLIENTS: [ClientSpec; 4] = [
     ClientSpec {
         name: "aws-us-east-2",
         addr: "3.5.100.7",
+        addr6: None,
         class: "aws/us-east-2",
         expected: Server::Mirror(1),
     },
     ClientSpec {
         name: "gcp-africa-south1",
         addr: "34.35.1.1",
+        addr6: None,
         class: "gcp/africa-south1",
         expected: Server::Upstream,
     },
     ClientSpec {
         name: "unlisted",
         addr: "198.51.100.7",
+        addr6: None,
         class: "unknown",
         expected: Server::Upstream,
     },
@@ -179,20 +190,26 @@ impl Topology {
         lan.ip(&["link", "add", "br0", "type", "bridge"]);
         lan.ip(&["link", "set", "br0", "up"]);
         let mut port = 0;
-        let mut host = |tag: &str, addr: &str| {
+        let mut host = |tag: &str, addrs: &[&str]| {
             let ns = Netns::new(tag);
-            attach(&lan, &format!("p{port}"), &ns, addr);
+            attach(&lan, &format!("p{port}"), &ns, addrs);
             port += 1;
             ns
         };
-        let redirector_ns = host("redir", REDIRECTOR);
-        let upstream_ns = host("upstream", UPSTREAM);
-        let mirror_ns: Vec<Netns> = MIRRORS.iter().map(|m| host("mirror", m.addr)).collect();
+        let redirector_ns = host("redir", &[REDIRECTOR, REDIRECTOR6]);
+        let upstream_ns = host("upstream", &[UPSTREAM]);
+        let mirror_ns: Vec<Netns> = MIRRORS.iter().map(|m| host("mirror", &[m.addr])).collect();
         let clients: Vec<Client> = CLIENTS
             .iter()
             .map(|spec| Client {
                 spec,
-                ns: host("client", spec.addr),
+                ns: host(
+                    "client",
+                    &[Some(spec.addr), spec.addr6]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>(),
+                ),
             })
             .collect();
 
@@ -217,6 +234,12 @@ impl Topology {
                 ],
             )
             .unwrap_or_else(|e| panic!("pushing {} upstream: {e}", image.name));
+            let upstream = registry.manifest_digest(&upstream_ns, &image.name, &image.tag);
+            assert_eq!(
+                upstream, image.manifest_digest,
+                "the registry holds another manifest for {}:{}",
+                image.name, image.tag
+            );
         }
 
         let mut mirrors: Vec<Mirror> = MIRRORS
@@ -260,6 +283,17 @@ impl Topology {
             &self.clients[client].ns,
             self.dir.path(),
             &self.reference(image),
+        )
+    }
+
+    /// As [`Topology::pull`], to the redirector's IPv6 address (the
+    /// client's IPv6 address is the source).
+    pub fn pull_v6(&self, client: usize, image: usize) -> Result<String, String> {
+        let i = &self.images[image];
+        clients::skopeo_pull(
+            &self.clients[client].ns,
+            self.dir.path(),
+            &format!("{REDIRECTOR6_NAME}/{}:{}", i.name, i.tag),
         )
     }
 
@@ -351,9 +385,9 @@ impl Topology {
 }
 
 /// Connects `host` to the lan bridge through a veth (`port` on the bridge
-/// side, `nic` inside) and gives it `addr`/32 and a default route onto
-/// the bridge.
-fn attach(lan: &Netns, port: &str, host: &Netns, addr: &str) {
+/// side, `nic` inside) and gives it `addrs` as host addresses and a
+/// default route per family onto the bridge.
+fn attach(lan: &Netns, port: &str, host: &Netns, addrs: &[&str]) {
     lan.ip(&[
         "link",
         "add",
@@ -366,9 +400,28 @@ fn attach(lan: &Netns, port: &str, host: &Netns, addr: &str) {
         host.name(),
     ]);
     lan.ip(&["link", "set", port, "master", "br0", "up"]);
-    host.ip(&["addr", "add", &format!("{addr}/32"), "dev", "nic"]);
     host.ip(&["link", "set", "nic", "up"]);
-    host.ip(&["route", "add", "default", "dev", "nic"]);
+    for addr in addrs {
+        let (len, family) = if addr.contains(':') {
+            ("128", "-6")
+        } else {
+            ("32", "-4")
+        };
+        host.ip(&[
+            "addr",
+            "add",
+            &format!("{addr}/{len}"),
+            "dev",
+            "nic",
+            "nodad",
+        ]);
+        if host
+            .ip_output(&[family, "route", "show", "default"])
+            .is_empty()
+        {
+            host.ip(&[family, "route", "add", "default", "dev", "nic"]);
+        }
+    }
 }
 
 fn custom_path(dir: &Path) -> PathBuf {

@@ -115,6 +115,33 @@ impl Registry {
         }
     }
 
+    /// The digest the registry gives for `name:tag` (its
+    /// `Docker-Content-Digest`), asked with curl from inside `ns`.
+    pub fn manifest_digest(&self, ns: &Netns, name: &str, tag: &str) -> String {
+        let url = format!("{}/v2/{name}/manifests/{tag}", self.url);
+        let head = run_in(
+            ns,
+            "curl",
+            &[
+                "-sSf",
+                "--max-time",
+                "10",
+                "-I",
+                "-H",
+                "Accept: application/vnd.oci.image.manifest.v1+json",
+                &url,
+            ],
+            Duration::from_secs(15),
+        );
+        head.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("docker-content-digest")
+                    .then(|| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no Docker-Content-Digest for {url}: {head}"))
+    }
+
     /// Every request the registry has logged so far.
     pub fn accesses(&self) -> Vec<Access> {
         read_log(&self.log)
