@@ -6,10 +6,8 @@
 //! redirector's own namespace.
 
 use std::{
-    io::{Read, Write},
     net::{IpAddr, SocketAddr},
     process::{Command, Stdio},
-    time::Duration,
 };
 
 use steer_tests::{
@@ -17,22 +15,10 @@ use steer_tests::{
     feed_server::FeedServer,
     netns::{Netns, veth},
     process::{Running, root_or_skip, stdout_lines, wait_for},
-    tcp,
+    tcp::http_get,
 };
 
 const D: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
-
-fn http_get(src: Option<&str>, to: SocketAddr, path: &str) -> String {
-    let mut s = tcp::connect_from(src, to, Duration::from_secs(10));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
 
 #[test]
 fn direct_clients_are_classified_by_xdp() {

@@ -2,6 +2,7 @@
 //! (one the test gave an interface in its namespace).
 
 use std::{
+    io::{Read, Write},
     net::{IpAddr, SocketAddr, TcpStream},
     time::Duration,
 };
@@ -25,4 +26,18 @@ pub fn connect_from(src: Option<&str>, to: SocketAddr, read_timeout: Duration) -
     let stream: TcpStream = socket.into();
     stream.set_read_timeout(Some(read_timeout)).unwrap();
     stream
+}
+
+/// `GET path` over HTTP/1.1 from `src` (when given) to `to`; the whole
+/// answer, head and body, as text.
+pub fn http_get(src: Option<&str>, to: SocketAddr, path: &str) -> String {
+    let mut s = connect_from(src, to, Duration::from_secs(10));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: steer.test\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sending a request");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
 }

@@ -12,7 +12,7 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use steer_user::Steer;
+use steer_user::{ClassCounters, Steer};
 use tracing::warn;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -156,23 +156,24 @@ impl Collector for XdpCounters {
                 (labels, c)
             })
             .collect();
-        let mut syns = encoder.encode_descriptor(
-            "xdp_syns",
-            "SYNs to the service port classified by XDP, per class",
-            None,
-            MetricType::Counter,
-        )?;
-        for (labels, c) in &labelled {
-            ConstCounter::new(c.syns).encode(syns.encode_family(labels)?)?;
-        }
-        let mut dropped = encoder.encode_descriptor(
-            "xdp_dropped_syns",
-            "SYNs dropped by a class policy in XDP",
-            None,
-            MetricType::Counter,
-        )?;
-        for (labels, c) in &labelled {
-            ConstCounter::new(c.dropped).encode(dropped.encode_family(labels)?)?;
+        type Field = fn(&ClassCounters) -> u64;
+        let series: [(&str, &str, Field); 2] = [
+            (
+                "xdp_syns",
+                "SYNs to the service port classified by XDP, per class",
+                |c| c.syns,
+            ),
+            (
+                "xdp_dropped_syns",
+                "SYNs dropped by a class policy in XDP",
+                |c| c.dropped,
+            ),
+        ];
+        for (name, help, field) in series {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (labels, c) in &labelled {
+                ConstCounter::new(field(c)).encode(family.encode_family(labels)?)?;
+            }
         }
         Ok(())
     }

@@ -2,8 +2,7 @@
 //! namespace's interface: started, signalled, scraped, restarted.
 
 use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpStream},
+    net::SocketAddr,
     path::PathBuf,
     process::{ExitStatus, Stdio},
     sync::mpsc,
@@ -13,6 +12,7 @@ use std::{
 use crate::{
     netns::Netns,
     process::{Running, stdout_lines, wait_for},
+    tcp::http_get,
 };
 
 /// How to start the redirector: the binary and its arguments.
@@ -82,21 +82,9 @@ impl Redirector {
 
 /// The admin listener's `/metrics`, fetched from inside `ns`.
 pub fn fetch_metrics(ns: &Netns, admin: SocketAddr) -> String {
-    ns.spawn(move || {
-        let mut s = TcpStream::connect_timeout(&admin, Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("admin listener {admin}: {e}"));
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
-    })
-    .join()
-    .unwrap()
+    ns.spawn(move || http_get(None, admin, "/metrics"))
+        .join()
+        .unwrap()
 }
 
 /// The value of the sample `name{labels}` (or of `name` with no labels)

@@ -146,11 +146,6 @@ impl Registry {
     pub fn accesses(&self) -> Vec<Access> {
         read_log(&self.log)
     }
-
-    /// The registry's whole log, for failure messages.
-    pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
 }
 
 /// A regional mirror: nginx serving `<url>/containers/images/<digest>`
