@@ -68,7 +68,7 @@ enum Task {
     },
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone, Copy, PartialEq, Eq)]
 enum Bench {
     /// Per-packet cost of the XDP program (BPF_PROG_TEST_RUN) against a
     /// bare XDP_PASS program measured in the same run.
@@ -76,6 +76,9 @@ enum Bench {
     /// Userspace lookups against a sorted-vector baseline, kernel map
     /// loads one by one against batched, memory of the compiled table.
     Lpm,
+    /// `redirector serve` against nginx and HAProxy configured from the
+    /// same ranges, driven by wrk in a private namespace.
+    Http,
 }
 
 fn main() -> Result<()> {
@@ -160,9 +163,13 @@ fn main() -> Result<()> {
             let name = match which {
                 Bench::Xdp => "xdp",
                 Bench::Lpm => "lpm",
+                Bench::Http => "http",
             };
             require_root(&format!("bench {name}"))?;
             setup::run(setup::Mode::IfMissing)?;
+            if which == Bench::Http {
+                cargo(&["build", "--release", "--locked", "--package", "redirector"])?;
+            }
             cargo(&[
                 "bench",
                 "--locked",

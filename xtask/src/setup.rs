@@ -10,7 +10,8 @@ use anyhow::{Context as _, Result, bail};
 /// inspecting and for the namespace tests, util-linux for `nsenter`,
 /// openssl and curl for the TLS test (a throwaway certificate, an HTTP/2
 /// client); the real servers and clients of the end-to-end pulls and the
-/// demo: the distribution registry, nginx, skopeo and containerd.
+/// demo: the distribution registry, nginx, skopeo and containerd; the
+/// peers and the load generator of `bench http`: HAProxy and wrk.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -24,6 +25,8 @@ const APT_PACKAGES: &[&str] = &[
     "nginx-light",
     "skopeo",
     "containerd",
+    "haproxy",
+    "wrk",
 ];
 
 /// Debian's hook that tells package scripts whether they may start

@@ -1,0 +1,145 @@
+//! The bench's report: per mode and server, the median of the rounds and
+//! its spread, each figure as a ratio to nginx's in the same run; as a
+//! Markdown table and as JSON.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use super::load::WrkRun;
+
+/// One round of one server in one mode.
+#[derive(Clone, Debug, Default)]
+pub struct Round {
+    pub wrk: WrkRun,
+    /// Server CPU time over the run, microseconds.
+    pub cpu_us: f64,
+    pub quiet: bool,
+}
+
+/// All rounds of one server in one mode, and its memory after them.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub mode: String,
+    pub server: String,
+    pub rounds: Vec<Round>,
+    pub rss_kib: u64,
+    pub pss_kib: u64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// The figures of a series: medians over its rounds.
+#[derive(Clone, Debug)]
+pub struct Figures {
+    pub rate: f64,
+    pub rate_min: f64,
+    pub rate_max: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub cpu_per_request: f64,
+    pub errors: u64,
+    pub rss_mib: f64,
+    pub pss_mib: f64,
+    pub all_quiet: bool,
+}
+
+impl Series {
+    pub fn figures(&self) -> Figures {
+        let rates: Vec<f64> = self.rounds.iter().map(|r| r.wrk.rate()).collect();
+        let m = |f: fn(&Round) -> f64| median(self.rounds.iter().map(f).collect());
+        Figures {
+            rate: median(rates.clone()),
+            rate_min: rates.iter().copied().fold(f64::INFINITY, f64::min),
+            rate_max: rates.iter().copied().fold(0.0, f64::max),
+            p50: m(|r| r.wrk.p50),
+            p99: m(|r| r.wrk.p99),
+            p999: m(|r| r.wrk.p999),
+            cpu_per_request: m(|r| r.cpu_us / r.wrk.requests.max(1) as f64),
+            errors: self.rounds.iter().map(|r| r.wrk.errors).sum(),
+            rss_mib: self.rss_kib as f64 / 1024.0,
+            pss_mib: self.pss_kib as f64 / 1024.0,
+            all_quiet: self.rounds.iter().all(|r| r.quiet),
+        }
+    }
+}
+
+/// The Markdown table: one row per mode and server, ratios to the
+/// mode's baseline server.
+pub fn markdown(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> String {
+    let mut out = String::from(
+        "| mode | server | req/s median (min–max) | ratio | p50 µs | p99 µs | p99.9 µs | CPU µs/req | ratio | RSS MiB (PSS) | errors |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for s in series {
+        let f = s.figures();
+        let base = series
+            .iter()
+            .find(|b| b.mode == s.mode && b.server == baseline(&s.mode))
+            .map(|b| b.figures());
+        let ratio = |x: f64, b: Option<f64>| match b {
+            Some(b) if b > 0.0 => format!("{:.2}x", x / b),
+            _ => "–".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {}{} | {:.0} ({:.0}–{:.0}) | {} | {:.0} | {:.0} | {:.0} | {:.1} | {} | {:.1} ({:.1}) | {} |",
+            s.mode,
+            s.server,
+            if f.all_quiet { "" } else { " (busy machine)" },
+            f.rate,
+            f.rate_min,
+            f.rate_max,
+            ratio(f.rate, base.as_ref().map(|b| b.rate)),
+            f.p50,
+            f.p99,
+            f.p999,
+            f.cpu_per_request,
+            ratio(f.cpu_per_request, base.as_ref().map(|b| b.cpu_per_request)),
+            f.rss_mib,
+            f.pss_mib,
+            f.errors,
+        );
+    }
+    out
+}
+
+/// The same as JSON, rounds included.
+pub fn json(series: &[Series]) -> serde_json::Value {
+    let rows: Vec<_> = series
+        .iter()
+        .map(|s| {
+            let f = s.figures();
+            json!({
+                "mode": s.mode,
+                "server": s.server,
+                "req_per_s": {"median": f.rate, "min": f.rate_min, "max": f.rate_max},
+                "latency_us": {"p50": f.p50, "p99": f.p99, "p99_9": f.p999},
+                "cpu_us_per_request": f.cpu_per_request,
+                "rss_mib": f.rss_mib,
+                "pss_mib": f.pss_mib,
+                "errors": f.errors,
+                "quiet": f.all_quiet,
+                "rounds": s.rounds.iter().map(|r| json!({
+                    "requests": r.wrk.requests,
+                    "seconds": r.wrk.seconds,
+                    "req_per_s": r.wrk.rate(),
+                    "cpu_us": r.cpu_us,
+                    "p50_us": r.wrk.p50,
+                    "p99_us": r.wrk.p99,
+                    "p99_9_us": r.wrk.p999,
+                    "errors": r.wrk.errors,
+                    "quiet": r.quiet,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({ "series": rows })
+}
