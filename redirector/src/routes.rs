@@ -134,11 +134,53 @@ pub fn is_safe_rest(rest: &str) -> bool {
 
 /// Splits `<name>/<kind>/<tail>` at the last API keyword segment.
 fn split_api(rest: &str) -> Option<(&str, &str, &str)> {
-    ["/blobs/", "/manifests/", "/tags/", "/referrers/"]
-        .iter()
-        .filter_map(|k| rest.rfind(k).map(|i| (i, *k)))
-        .max_by_key(|(i, _)| *i)
-        .map(|(i, k)| (&rest[..i], &k[1..k.len() - 1], &rest[i + k.len()..]))
+    // The last `/<kind>/` wins (a name may contain `blobs`); one backward
+    // walk over the slashes instead of a substring search per kind.
+    let b = rest.as_bytes();
+    let mut end = b.len();
+    while let Some(i) = b[..end].iter().rposition(|&c| c == b'/') {
+        for kind in ["blobs", "manifests", "tags", "referrers"] {
+            let after = i + 1 + kind.len();
+            if b.get(i + 1..after) == Some(kind.as_bytes()) && b.get(after) == Some(&b'/') {
+                return Some((&rest[..i], kind, &rest[after + 1..]));
+            }
+        }
+        end = i;
+    }
+    None
+}
+
+/// `<base>/v2/<prefix><rest>[?query]`: where a request goes upstream.
+/// `rest` (from [`Route::Upstream`], [`Route::Signature`] or a blob path
+/// after `/v2`) starts with `/`; an empty `prefix` adds nothing.
+pub fn upstream_location(base: &str, prefix: &str, rest: &str, query: Option<&str>) -> String {
+    let query = query.filter(|q| !q.is_empty());
+    let mut url = String::with_capacity(
+        base.len() + prefix.len() + rest.len() + query.map_or(0, |q| q.len() + 1) + 4,
+    );
+    url.push_str(base);
+    url.push_str("/v2");
+    if !prefix.is_empty() {
+        url.push('/');
+        url.push_str(prefix);
+    }
+    url.push_str(rest);
+    if let Some(q) = query {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
+}
+
+/// `<base>/containers/images/<digest>`: where a backend keeps a blob (the
+/// layout of registry.k8s.io's buckets).
+pub fn blob_location(base: &str, digest: &str) -> String {
+    const MIDDLE: &str = "/containers/images/";
+    let mut url = String::with_capacity(base.len() + MIDDLE.len() + digest.len());
+    url.push_str(base);
+    url.push_str(MIDDLE);
+    url.push_str(digest);
+    url
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`,

@@ -16,7 +16,10 @@
 //! classifier for the direct path) and writes JSON to
 //! `target/bench-http.json`. Needs root; `STEER_REDIRECTOR_BIN` names the
 //! binary (`cargo xtask bench http` builds it), `STEER_BENCH_SECONDS`
-//! (default 5) and `STEER_BENCH_ROUNDS` (default 3) size the run.
+//! (default 5) and `STEER_BENCH_ROUNDS` (default 3) size the run. For
+//! profiling, `STEER_BENCH_ONLY=steer` loads only the servers whose name
+//! starts with it and `STEER_BENCH_MODE=keep-alive` only that mode (the
+//! correctness pass still covers every server).
 
 use std::{
     net::SocketAddr,
@@ -339,11 +342,19 @@ fn load(
             pss_kib: 0,
         })
         .collect();
+    let only = std::env::var("STEER_BENCH_ONLY").unwrap_or_default();
+    let wanted = std::env::var("STEER_BENCH_MODE").map_or(true, |m| m == mode);
     for round in 0..rounds as usize {
         for k in 0..servers.len() {
             let i = (round + k) % servers.len();
             let s = &servers[i];
+            if !wanted || !s.name.starts_with(&only) {
+                continue;
+            }
             let quiet = wait_quiet(0.25, Duration::from_secs(15));
+            if std::env::var_os("STEER_BENCH_VERBOSE").is_some() {
+                eprintln!("  {mode}: loading {} (pid {})", s.name, s.pid());
+            }
             let before = cpu_micros(s.pid());
             let run = wrk(
                 ns.command("wrk"),
@@ -371,6 +382,7 @@ fn load(
     for (s, server) in series.iter_mut().zip(servers) {
         (s.rss_kib, s.pss_kib) = memory_kib(server.pid());
     }
+    series.retain(|s| !s.rounds.is_empty());
     series
 }
 

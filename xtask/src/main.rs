@@ -79,6 +79,9 @@ enum Bench {
     /// `redirector serve` against nginx and HAProxy configured from the
     /// same ranges, driven by wrk in a private namespace.
     Http,
+    /// Criterion benches of the per-request hot paths (route parsing,
+    /// classification read, redirect building); no root needed.
+    Hot,
 }
 
 fn main() -> Result<()> {
@@ -164,6 +167,16 @@ fn main() -> Result<()> {
                 Bench::Xdp => "xdp",
                 Bench::Lpm => "lpm",
                 Bench::Http => "http",
+                Bench::Hot => {
+                    return cargo(&[
+                        "bench",
+                        "--locked",
+                        "--package",
+                        "redirector",
+                        "--bench",
+                        "hot_paths",
+                    ]);
+                }
             };
             require_root(&format!("bench {name}"))?;
             setup::run(setup::Mode::IfMissing)?;

@@ -10,7 +10,7 @@ use steer_user::Class;
 use tracing::info;
 
 use super::{Settings, State, blob_check::Presence, metrics::RequestLabels};
-use redirector::routes::{Route, route};
+use redirector::routes::{Route, blob_location, route, upstream_location};
 
 use crate::backends::Choice;
 
@@ -110,7 +110,7 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
                     "upstream",
                 ),
                 Choice::Region(b) | Choice::Nearest(b) | Choice::Unknown(b) => {
-                    let url = format!("{}/containers/images/{digest}", b.base_url);
+                    let url = blob_location(&b.base_url, digest);
                     match state.checker.check(&url).await {
                         Presence::Found => (redirect(&url), b.name.as_str()),
                         Presence::Missing | Presence::Failed => (
@@ -162,21 +162,16 @@ fn label(name: &str) -> String {
     }
 }
 
-/// `<base>/v2/<upstream path><rest>[?query]`. `rest` was checked by the
-/// router; the query passes only if it is a valid header value (the URI
-/// parser already refused control bytes and spaces).
+/// A redirect upstream; `rest` was checked by the router, and the query
+/// passes only if it is a valid header value (the URI parser already
+/// refused control bytes and spaces).
 fn upstream(settings: &Settings, base: &str, rest: &str, query: Option<&str>) -> Response<Body> {
-    let path = &settings.upstream_path;
-    let mut url = if path.is_empty() {
-        format!("{base}/v2{rest}")
-    } else {
-        format!("{base}/v2/{path}{rest}")
-    };
-    if let Some(q) = query.filter(|q| !q.is_empty()) {
-        url.push('?');
-        url.push_str(q);
-    }
-    redirect(&url)
+    redirect(&upstream_location(
+        base,
+        &settings.upstream_path,
+        rest,
+        query,
+    ))
 }
 
 fn redirect(url: &str) -> Response<Body> {
