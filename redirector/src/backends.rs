@@ -12,7 +12,8 @@ use steer_user::Class;
 /// A place that serves blobs at `<base_url>/containers/images/<digest>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Backend {
-    pub name: String,
+    /// Shared with every metric series that names it.
+    pub name: std::sync::Arc<str>,
     pub base_url: String,
 }
 
@@ -113,7 +114,7 @@ impl Backends {
             };
             let index = backends.len();
             backends.push(Backend {
-                name: format!("aws-{region}"),
+                name: format!("aws-{region}").into(),
                 base_url,
             });
             for r in std::iter::once(region).chain(extra.iter()) {
@@ -192,7 +193,7 @@ mod tests {
         assert_eq!(b.choose(&class("gcp", "europe-west1")), Choice::Upstream);
         assert!(matches!(
             b.choose(&Class::unknown()),
-            Choice::Unknown(b) if b.name == "aws-default"
+            Choice::Unknown(b) if &*b.name == "aws-default"
         ));
     }
 }

@@ -220,7 +220,7 @@ fn backends(entries: &[BackendEntry], fallback: Option<&Fallback>) -> Result<Bac
                 e.name
             );
         }
-        if list.iter().any(|b: &Backend| b.name == e.name) {
+        if list.iter().any(|b: &Backend| *b.name == *e.name) {
             bail!("{key}.name: `{}` is used twice", e.name);
         }
         let base_url = crate::serve::base_url(&format!("{key}.base_url"), &e.base_url)?;
@@ -236,13 +236,13 @@ fn backends(entries: &[BackendEntry], fallback: Option<&Fallback>) -> Result<Bac
             }
         }
         list.push(Backend {
-            name: e.name.clone(),
+            name: e.name.as_str().into(),
             base_url,
         });
     }
     let find = |key: String, name: &str| -> Result<usize> {
         list.iter()
-            .position(|b| b.name == name)
+            .position(|b| &*b.name == name)
             .ok_or_else(|| anyhow!("{key}: no backend named `{name}`"))
     };
     let mut nearest = HashMap::new();
@@ -395,7 +395,7 @@ mod tests {
         assert_eq!(c.settings.upstream, crate::serve::DEFAULT_UPSTREAM);
         assert!(matches!(
             c.settings.backends.choose(&class("aws/eu-west-3")),
-            Choice::Region(b) if b.name == "aws-eu-west-3"
+            Choice::Region(b) if &*b.name == "aws-eu-west-3"
         ));
     }
 

@@ -9,7 +9,11 @@ use hyper::body::Bytes;
 use steer_user::Class;
 use tracing::info;
 
-use super::{Settings, State, blob_check::Presence, metrics::RequestLabels};
+use super::{
+    Settings, State,
+    blob_check::Presence,
+    metrics::{RequestLabels, Target},
+};
 use redirector::routes::{Route, blob_location, route, upstream_location};
 
 use crate::backends::Choice;
@@ -64,19 +68,19 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
     let routed = route(method.as_str(), path);
     let route_name = routed.name();
     let (response, target) = match routed {
-        Route::Info => (redirect(&settings.info_url), "info"),
-        Route::Privacy => (redirect(&settings.privacy_url), "privacy"),
+        Route::Info => (redirect(&settings.info_url), Target::Fixed("info")),
+        Route::Privacy => (redirect(&settings.privacy_url), Target::Fixed("privacy")),
         Route::ApiBase => {
             let mut r = empty(StatusCode::OK);
             r.headers_mut().insert(
                 "docker-distribution-api-version",
                 HeaderValue::from_static("registry/2.0"),
             );
-            (r, "api-base")
+            (r, Target::Fixed("api-base"))
         }
         Route::NotFound => (
             text(StatusCode::NOT_FOUND, "404 page not found\n"),
-            "not-found",
+            Target::Fixed("not-found"),
         ),
         Route::MethodNotAllowed => {
             let mut r = text(
@@ -85,21 +89,21 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
             );
             r.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            (r, "method-not-allowed")
+            (r, Target::Fixed("method-not-allowed"))
         }
-        Route::Invalid { code, what } => (oci_error(code, what), "invalid"),
+        Route::Invalid { code, what } => (oci_error(code, what), Target::Fixed("invalid")),
         Route::Upstream { rest } => (
             upstream(settings, &settings.upstream, rest, uri.query()),
-            "upstream",
+            Target::Fixed("upstream"),
         ),
         Route::Signature { rest } => match &settings.signature_upstream {
             Some(sig) => (
                 upstream(settings, sig, rest, uri.query()),
-                "signature-upstream",
+                Target::Fixed("signature-upstream"),
             ),
             None => (
                 upstream(settings, &settings.upstream, rest, uri.query()),
-                "upstream",
+                Target::Fixed("upstream"),
             ),
         },
         Route::Blob { digest, .. } => {
@@ -107,15 +111,15 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
             match settings.backends.choose(&class) {
                 Choice::Upstream => (
                     upstream(settings, &settings.upstream, rest, uri.query()),
-                    "upstream",
+                    Target::Fixed("upstream"),
                 ),
                 Choice::Region(b) | Choice::Nearest(b) | Choice::Unknown(b) => {
                     let url = blob_location(&b.base_url, digest);
                     match state.checker.check(&url).await {
-                        Presence::Found => (redirect(&url), b.name.as_str()),
+                        Presence::Found => (redirect(&url), Target::Backend(b.name.clone())),
                         Presence::Missing | Presence::Failed => (
                             upstream(settings, &settings.upstream, rest, uri.query()),
-                            "upstream",
+                            Target::Fixed("upstream"),
                         ),
                     }
                 }
@@ -128,12 +132,11 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
         .get_or_create(&RequestLabels {
             route: route_name,
             status: response.status().as_u16(),
-            provider: label(&class.provider),
-            region: label(&class.region),
+            class: class.clone(),
             backend: if response.headers().contains_key(header::LOCATION) {
-                target.to_owned()
+                target.clone()
             } else {
-                "none".to_owned()
+                Target::Fixed("none")
             },
             source: source.as_str(),
         })
@@ -147,19 +150,10 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
         %method,
         path,
         status = response.status().as_u16(),
-        target,
+        target = target.as_str(),
         "request"
     );
     response
-}
-
-/// Clients in no feed are `unknown` in metrics, not an empty label.
-fn label(name: &str) -> String {
-    if name.is_empty() {
-        "unknown".to_owned()
-    } else {
-        name.to_owned()
-    }
 }
 
 /// A redirect upstream; `rest` was checked by the router, and the query

@@ -5,29 +5,78 @@ use std::sync::{Arc, RwLock};
 
 use prometheus_client::{
     collector::Collector,
-    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    encoding::{DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeMetric, LabelSetEncoder},
     metrics::{
         MetricType, counter::ConstCounter, counter::Counter, family::Family, gauge::Gauge,
         histogram::Histogram,
     },
     registry::Registry,
 };
-use steer_user::{ClassCounters, Steer};
+use steer_user::{Class, ClassCounters, Steer};
 use tracing::warn;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+/// The labels of `steer_requests_total`. Built for every request, so it
+/// holds only shared pointers and static strings: no allocation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct RequestLabels {
     /// What the router made of the request: blob, manifest, api-base, ...
     pub route: &'static str,
     pub status: u16,
-    /// The client's class ("" and "unknown" for no feed).
-    pub provider: String,
-    pub region: String,
-    /// Where the request was sent: a backend's name, "upstream",
-    /// "signature-upstream", or "none" for answers without a redirect.
-    pub backend: String,
+    /// The client's class: the `provider` and `region` labels ("unknown"
+    /// for no feed).
+    pub class: Arc<Class>,
+    /// Where the request was sent.
+    pub backend: Target,
     /// Which table answered: xdp, userspace or forwarded.
     pub source: &'static str,
+}
+
+/// Where a request was sent: a backend (by name), or one of "upstream",
+/// "signature-upstream", "info", "privacy", or "none" for answers without
+/// a redirect.
+#[derive(Clone, Debug)]
+pub enum Target {
+    Fixed(&'static str),
+    Backend(Arc<str>),
+}
+
+impl Target {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Target::Fixed(s) => s,
+            Target::Backend(s) => s,
+        }
+    }
+}
+
+// By text, so a backend can never make a second series of a fixed name.
+impl PartialEq for Target {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Target {}
+
+impl std::hash::Hash for Target {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl EncodeLabelSet for RequestLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> std::fmt::Result {
+        fn or_unknown(s: &str) -> &str {
+            if s.is_empty() { "unknown" } else { s }
+        }
+        let class = &*self.class;
+        ("route", self.route).encode(encoder.encode_label())?;
+        ("status", self.status).encode(encoder.encode_label())?;
+        ("provider", or_unknown(&class.provider)).encode(encoder.encode_label())?;
+        ("region", or_unknown(&class.region)).encode(encoder.encode_label())?;
+        ("backend", self.backend.as_str()).encode(encoder.encode_label())?;
+        ("source", self.source).encode(encoder.encode_label())
+    }
 }
 
 pub struct Metrics {

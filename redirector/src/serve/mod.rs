@@ -142,8 +142,40 @@ pub struct State {
     /// False once draining has begun (for /readyz).
     ready: std::sync::atomic::AtomicBool,
     checker: BlobChecker,
-    ranges: RwLock<Arc<Ranges>>,
+    ranges: RwLock<Arc<Served>>,
     steer: Option<Arc<RwLock<Steer>>>,
+}
+
+/// The ranges in force, with every class behind a shared pointer: a
+/// request behind a proxy clones a pointer, not two strings.
+struct Served {
+    ranges: Ranges,
+    /// Indexed by class id; 0 is unknown.
+    classes: Vec<Arc<Class>>,
+}
+
+impl Served {
+    fn new(ranges: Ranges) -> Served {
+        let classes = (0..=ranges.table.class_count() as u32)
+            .map(|id| {
+                Arc::new(
+                    ranges
+                        .table
+                        .class(id)
+                        .cloned()
+                        .unwrap_or_else(Class::unknown),
+                )
+            })
+            .collect();
+        Served { ranges, classes }
+    }
+
+    fn class(&self, id: u32) -> Arc<Class> {
+        self.classes
+            .get(id as usize)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Class::unknown()))
+    }
 }
 
 impl State {
@@ -154,21 +186,17 @@ impl State {
             .clone()
     }
 
-    /// The class of an address the kernel did not see (from a proxy).
-    fn classify_userspace(&self, addr: std::net::IpAddr) -> Arc<Class> {
-        let ranges = self
-            .ranges
+    fn served(&self) -> Arc<Served> {
+        self.ranges
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let id = ranges.classifier.classify(addr);
-        Arc::new(
-            ranges
-                .table
-                .class(id)
-                .cloned()
-                .unwrap_or_else(Class::unknown),
-        )
+            .clone()
+    }
+
+    /// The class of an address the kernel did not see (from a proxy).
+    fn classify_userspace(&self, addr: std::net::IpAddr) -> Arc<Class> {
+        let served = self.served();
+        served.class(served.ranges.classifier.classify(addr))
     }
 
     /// The class of a direct client, once per connection.
@@ -176,11 +204,17 @@ impl State {
         if let Some(steer) = &self.steer {
             let steer = steer.read().unwrap_or_else(|e| e.into_inner());
             if let Some(flow) = steer.flow_class(peer, local_port) {
-                let class = steer
-                    .table_of(flow.generation)
-                    .and_then(|t| t.class(flow.class).cloned())
-                    .unwrap_or_else(Class::unknown);
-                return (Arc::new(class), Source::Xdp);
+                let served = self.served();
+                let class = match steer.table_of(flow.generation) {
+                    // The usual case: the generation serving requests.
+                    Some(t) if Arc::ptr_eq(t, &served.ranges.table) => served.class(flow.class),
+                    // A flow recorded just before a switch.
+                    Some(t) => {
+                        Arc::new(t.class(flow.class).cloned().unwrap_or_else(Class::unknown))
+                    }
+                    None => Arc::new(Class::unknown()),
+                };
+                return (class, Source::Xdp);
             }
         }
         (self.classify_userspace(peer.ip()), Source::Userspace)
@@ -190,12 +224,8 @@ impl State {
     /// The XDP maps are locked only for the kernel write, not while the
     /// sources are read and compiled.
     fn reload(&self, sources: &RangeSources, why: &str) {
-        let current = self
-            .ranges
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let (outcome, _) = crate::reload::reload(sources, &current, why, |table| {
+        let current = self.served();
+        let (outcome, _) = crate::reload::reload(sources, &current.ranges, why, |table| {
             self.steer
                 .as_ref()
                 .map(|steer| {
@@ -205,7 +235,7 @@ impl State {
                 .transpose()
         });
         if let Reload::Reloaded { ranges, .. } = outcome {
-            *self.ranges.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(ranges);
+            *self.ranges.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Served::new(ranges));
             self.metrics.ranges_generation.inc();
         }
     }
@@ -313,7 +343,7 @@ pub fn run(args: Args) -> Result<()> {
         metrics,
         ready: std::sync::atomic::AtomicBool::new(true),
         settings: RwLock::new(Arc::new(settings)),
-        ranges: RwLock::new(Arc::new(ranges)),
+        ranges: RwLock::new(Arc::new(Served::new(ranges))),
         steer,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
