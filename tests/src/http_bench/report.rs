@@ -72,11 +72,11 @@ impl Series {
     }
 }
 
-/// The Markdown table: one row per mode and server, ratios to the
-/// mode's baseline server.
+/// The Markdown table: one row per mode and server, each figure with its
+/// ratio to the mode's baseline server in the same run.
 pub fn markdown(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> String {
     let mut out = String::from(
-        "| mode | server | req/s median (min–max) | ratio | p50 µs | p99 µs | p99.9 µs | CPU µs/req | ratio | RSS MiB (PSS) | errors |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| mode | server | req/s median (min–max) | p50 µs | p99 µs | p99.9 µs | CPU µs/req | RSS MiB (PSS) | errors |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in series {
         let f = s.figures();
@@ -84,26 +84,24 @@ pub fn markdown(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> S
             .iter()
             .find(|b| b.mode == s.mode && b.server == baseline(&s.mode))
             .map(|b| b.figures());
-        let ratio = |x: f64, b: Option<f64>| match b {
-            Some(b) if b > 0.0 => format!("{:.2}x", x / b),
-            _ => "–".to_owned(),
+        let with = |x: f64, digits: usize, b: fn(&Figures) -> f64| match &base {
+            Some(base) if b(base) > 0.0 => format!("{x:.digits$} ({:.2}x)", x / b(base)),
+            _ => format!("{x:.digits$}"),
         };
         let _ = writeln!(
             out,
-            "| {} | {}{} | {:.0} ({:.0}–{:.0}) | {} | {:.0} | {:.0} | {:.0} | {:.1} | {} | {:.1} ({:.1}) | {} |",
+            "| {} | {}{} | {} ({:.0}–{:.0}) | {} | {} | {} | {} | {} ({:.1}) | {} |",
             s.mode,
             s.server,
             if f.all_quiet { "" } else { " (busy machine)" },
-            f.rate,
+            with(f.rate, 0, |b| b.rate),
             f.rate_min,
             f.rate_max,
-            ratio(f.rate, base.as_ref().map(|b| b.rate)),
-            f.p50,
-            f.p99,
-            f.p999,
-            f.cpu_per_request,
-            ratio(f.cpu_per_request, base.as_ref().map(|b| b.cpu_per_request)),
-            f.rss_mib,
+            with(f.p50, 0, |b| b.p50),
+            with(f.p99, 0, |b| b.p99),
+            with(f.p999, 0, |b| b.p999),
+            with(f.cpu_per_request, 1, |b| b.cpu_per_request),
+            with(f.rss_mib, 1, |b| b.rss_mib),
             f.pss_mib,
             f.errors,
         );
@@ -111,13 +109,32 @@ pub fn markdown(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> S
     out
 }
 
-/// The same as JSON, rounds included.
-pub fn json(series: &[Series]) -> serde_json::Value {
+/// The same as JSON, rounds included, with the ratios to the baseline.
+pub fn json(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> serde_json::Value {
     let rows: Vec<_> = series
         .iter()
         .map(|s| {
             let f = s.figures();
+            let base_name = baseline(&s.mode);
+            let base = series
+                .iter()
+                .find(|b| b.mode == s.mode && b.server == base_name)
+                .map(|b| b.figures());
+            let ratio = |x: f64, b: fn(&Figures) -> f64| {
+                base.as_ref()
+                    .map(|base| x / b(base))
+                    .filter(|r| r.is_finite())
+            };
             json!({
+                "ratios_to": base_name,
+                "ratios": {
+                    "req_per_s": ratio(f.rate, |b| b.rate),
+                    "p50": ratio(f.p50, |b| b.p50),
+                    "p99": ratio(f.p99, |b| b.p99),
+                    "p99_9": ratio(f.p999, |b| b.p999),
+                    "cpu_us_per_request": ratio(f.cpu_per_request, |b| b.cpu_per_request),
+                    "rss": ratio(f.rss_mib, |b| b.rss_mib),
+                },
                 "mode": s.mode,
                 "server": s.server,
                 "req_per_s": {"median": f.rate, "min": f.rate_min, "max": f.rate_max},
