@@ -473,22 +473,17 @@ async fn serve(
                             }
                         })
                     };
-                    // The connection futures are boxed where they are made:
-                    // held inline they made this task's future several KiB,
-                    // copied whole at every spawn (about 1% of the CPU with a
-                    // new connection per request, in perf).
                     match tls {
                         None => {
                             let connection = builder.serve_connection(TokioIo::new(stream), service);
-                            let _ = Box::pin(watcher.watch(connection)).await;
+                            let _ = watcher.watch(connection).await;
                         }
                         Some(acceptor) => {
-                            let handshake = Box::pin(tokio::time::timeout(header_timeout, acceptor.accept(stream)));
-                            match handshake.await {
+                            match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
                                 Ok(Ok(tls_stream)) => {
                                     let connection =
                                         builder.serve_connection(TokioIo::new(tls_stream), service);
-                                    let _ = Box::pin(watcher.watch(connection)).await;
+                                    let _ = watcher.watch(connection).await;
                                 }
                                 Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
                                 Err(_) => debug!(%peer, "TLS handshake timed out"),

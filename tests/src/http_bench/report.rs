@@ -76,7 +76,7 @@ impl Series {
 /// ratio to the mode's baseline server in the same run.
 pub fn markdown(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> String {
     let mut out = String::from(
-        "| mode | server | req/s median (min–max) | p50 µs | p99 µs | p99.9 µs | CPU µs/req | RSS MiB (PSS) | errors |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| mode | server | req/s: median (ratio), min–max | p50 µs | p99 µs | p99.9 µs | CPU µs/req | RSS MiB | errors |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in series {
         let f = s.figures();
@@ -90,7 +90,7 @@ pub fn markdown(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> S
         };
         let _ = writeln!(
             out,
-            "| {} | {}{} | {} ({:.0}–{:.0}) | {} | {} | {} | {} | {} ({:.1}) | {} |",
+            "| {} | {}{} | {}, {:.0}–{:.0} | {} | {} | {} | {} | {}, PSS {:.1} | {} |",
             s.mode,
             s.server,
             if f.all_quiet { "" } else { " (busy machine)" },
