@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Every host is a namespace with one veth into the `lan` namespace's
-//! bridge; each has /32 addresses and a default route onto the bridge,
+//! bridge; each has host addresses (/32, /128) and a default route onto the bridge,
 //! which leads nowhere else. Cloud addresses exist only here. Everything
 //! is removed on drop, panics included: processes first, then the
 //! namespaces, then the temporary directory.
