@@ -12,10 +12,10 @@
 //! ```
 //!
 //! Every host is a namespace with one veth into the `lan` namespace's
-//! bridge; each has host addresses (/32, /128) and a default route onto the bridge,
-//! which leads nowhere else. Cloud addresses exist only here. Everything
-//! is removed on drop, panics included: processes first, then the
-//! namespaces, then the temporary directory.
+//! bridge; each has host addresses (/32, /128) and a default route onto
+//! the bridge, which leads nowhere else. Cloud addresses exist only here.
+//! Everything is removed on drop, panics included: processes first, then
+//! the namespaces, then the temporary directory.
 
 pub mod clients;
 pub mod oci;
