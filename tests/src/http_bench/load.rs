@@ -34,7 +34,6 @@ pub fn wrk_script(path: &Path, requests: &[Request], close: bool) {
     }
     lua.push_str(
         r#"}
-local threads = {}
 local next_id = 0
 function setup(thread)
   thread:set("id", next_id)
