@@ -32,7 +32,7 @@ use steer_tests::{
     feed_server::FeedServer,
     http_bench::{
         Request, ask,
-        load::{cpu_micros, memory_kib, wait_quiet, wrk, wrk_script},
+        load::{cpu_micros, memory_kib, process_tree, wait_quiet, wrk, wrk_script},
         peers::{BACKEND_REGIONS, Backend, haproxy_config, nginx_config, redirector_config},
         report::{Round, Series, json, markdown},
         request_set,
@@ -57,6 +57,17 @@ struct Server {
     port: u16,
     addr: &'static str,
     process: Running,
+}
+
+/// nginx's workers outlive a killed master: the whole tree goes, children
+/// first, before `Running` reaps the server itself.
+impl Drop for Server {
+    fn drop(&mut self) {
+        for pid in process_tree(self.pid()).into_iter().rev() {
+            // SAFETY: kill on processes this server started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
 }
 
 impl Server {
