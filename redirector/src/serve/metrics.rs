@@ -66,17 +66,20 @@ impl std::hash::Hash for Target {
 
 impl EncodeLabelSet for RequestLabels {
     fn encode(&self, encoder: &mut LabelSetEncoder) -> std::fmt::Result {
-        fn or_unknown(s: &str) -> &str {
-            if s.is_empty() { "unknown" } else { s }
-        }
         let class = &*self.class;
         ("route", self.route).encode(encoder.encode_label())?;
         ("status", self.status).encode(encoder.encode_label())?;
-        ("provider", or_unknown(&class.provider)).encode(encoder.encode_label())?;
-        ("region", or_unknown(&class.region)).encode(encoder.encode_label())?;
+        ("provider", class_label(&class.provider)).encode(encoder.encode_label())?;
+        ("region", class_label(&class.region)).encode(encoder.encode_label())?;
         ("backend", self.backend.as_str()).encode(encoder.encode_label())?;
         ("source", self.source).encode(encoder.encode_label())
     }
+}
+
+/// A provider or region as a label value: clients in no feed are
+/// `unknown`, not an empty label.
+fn class_label(s: &str) -> &str {
+    if s.is_empty() { "unknown" } else { s }
 }
 
 pub struct Metrics {
@@ -197,10 +200,9 @@ impl Collector for XdpCounters {
         let labelled: Vec<_> = counters
             .iter()
             .map(|(class, c)| {
-                let label = |s: &str| if s.is_empty() { "unknown" } else { s }.to_owned();
                 let labels = ClassLabels {
-                    provider: label(&class.provider),
-                    region: label(&class.region),
+                    provider: class_label(&class.provider).to_owned(),
+                    region: class_label(&class.region).to_owned(),
                 };
                 (labels, c)
             })

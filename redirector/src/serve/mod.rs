@@ -31,7 +31,7 @@ use hyper_util::{
     server::{conn::auto::Builder, graceful::GracefulShutdown},
 };
 use steer_user::{
-    AttachMode, Class, Steer,
+    AttachMode, Class, RangeTable, Steer,
     ranges::{RangeSources, Ranges, chain},
 };
 use tokio::{
@@ -142,7 +142,7 @@ pub struct State {
     /// False once draining has begun (for /readyz).
     ready: std::sync::atomic::AtomicBool,
     checker: BlobChecker,
-    ranges: RwLock<Arc<Served>>,
+    served: RwLock<Arc<Served>>,
     steer: Option<Arc<RwLock<Steer>>>,
 }
 
@@ -157,15 +157,7 @@ struct Served {
 impl Served {
     fn new(ranges: Ranges) -> Served {
         let classes = (0..=ranges.table.class_count() as u32)
-            .map(|id| {
-                Arc::new(
-                    ranges
-                        .table
-                        .class(id)
-                        .cloned()
-                        .unwrap_or_else(Class::unknown),
-                )
-            })
+            .map(|id| shared_class(&ranges.table, id))
             .collect();
         Served { ranges, classes }
     }
@@ -178,6 +170,12 @@ impl Served {
     }
 }
 
+/// Class `id` of `table` behind a new shared pointer (unknown for 0 and
+/// for ids the table lacks).
+fn shared_class(table: &RangeTable, id: u32) -> Arc<Class> {
+    Arc::new(table.class(id).cloned().unwrap_or_else(Class::unknown))
+}
+
 impl State {
     fn settings(&self) -> Arc<Settings> {
         self.settings
@@ -187,7 +185,7 @@ impl State {
     }
 
     fn served(&self) -> Arc<Served> {
-        self.ranges
+        self.served
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -209,9 +207,7 @@ impl State {
                     // The usual case: the generation serving requests.
                     Some(t) if Arc::ptr_eq(t, &served.ranges.table) => served.class(flow.class),
                     // A flow recorded just before a switch.
-                    Some(t) => {
-                        Arc::new(t.class(flow.class).cloned().unwrap_or_else(Class::unknown))
-                    }
+                    Some(t) => shared_class(t, flow.class),
                     None => Arc::new(Class::unknown()),
                 };
                 return (class, Source::Xdp);
@@ -235,7 +231,7 @@ impl State {
                 .transpose()
         });
         if let Reload::Reloaded { ranges, .. } = outcome {
-            *self.ranges.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Served::new(ranges));
+            *self.served.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Served::new(ranges));
             self.metrics.ranges_generation.inc();
         }
     }
@@ -343,7 +339,7 @@ pub fn run(args: Args) -> Result<()> {
         metrics,
         ready: std::sync::atomic::AtomicBool::new(true),
         settings: RwLock::new(Arc::new(settings)),
-        ranges: RwLock::new(Arc::new(Served::new(ranges))),
+        served: RwLock::new(Arc::new(Served::new(ranges))),
         steer,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()

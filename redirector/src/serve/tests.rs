@@ -36,7 +36,7 @@ fn state(vars: &[(&str, &str)], found: &[&str]) -> State {
         metrics,
         ready: std::sync::atomic::AtomicBool::new(true),
         settings: RwLock::new(Arc::new(settings)),
-        ranges: RwLock::new(Arc::new(super::Served::new(ranges))),
+        served: RwLock::new(Arc::new(super::Served::new(ranges))),
         steer: None,
     }
 }
