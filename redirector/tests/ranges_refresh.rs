@@ -48,11 +48,10 @@ fn start_watch(
     pin_dir: &str,
     extra: &[&str],
 ) -> (Running, mpsc::Receiver<String>) {
-    // nsenter, not `ip netns exec`: that one also remounts /sys, which
-    // hides bpffs and so the pins.
-    let child = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", ns.name()))
-        .arg(env!("CARGO_BIN_EXE_redirector"))
+    // Through nsenter (`Netns::command`), not `ip netns exec`: that one
+    // also remounts /sys, which hides bpffs and so the pins.
+    let child = ns
+        .command(env!("CARGO_BIN_EXE_redirector"))
         .args([
             "watch",
             "--iface",

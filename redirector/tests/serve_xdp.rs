@@ -7,7 +7,7 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    process::{Command, Stdio},
+    process::Stdio,
 };
 
 use steer_tests::{
@@ -56,9 +56,8 @@ fn direct_clients_are_classified_by_xdp() {
     )
     .unwrap();
 
-    let child = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", srv.name()))
-        .arg(env!("CARGO_BIN_EXE_redirector"))
+    let child = srv
+        .command(env!("CARGO_BIN_EXE_redirector"))
         .args([
             "serve",
             "--listen",
