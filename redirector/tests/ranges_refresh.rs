@@ -108,18 +108,55 @@ fn kernel_line(snapshot: &str, pins: &str) -> String {
         .to_owned()
 }
 
+/// An AWS feed on a loopback server (`c1`, eu-west-3, ETag v1) and the
+/// snapshot `ranges update` writes from it.
+struct Feed {
+    server: FeedServer,
+    _dir: tempfile::TempDir,
+    snapshot: std::path::PathBuf,
+    url: String,
+}
+
+impl Feed {
+    fn new() -> Feed {
+        let server = FeedServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = dir.path().join("ranges.snapshot");
+        let url = format!("aws={}", server.url("aws.json"));
+        server.set("aws.json", &aws_feed("c1", "eu-west-3"), "\"v1\"");
+        Feed {
+            server,
+            _dir: dir,
+            snapshot,
+            url,
+        }
+    }
+
+    fn snap(&self) -> &str {
+        self.snapshot.to_str().unwrap()
+    }
+
+    /// `redirector ranges update` of the snapshot from the server.
+    fn update(&self) -> std::process::Output {
+        redirector(&[
+            "ranges",
+            "update",
+            "--snapshot",
+            self.snap(),
+            "--url",
+            &self.url,
+        ])
+    }
+}
+
 #[test]
 fn feed_change_reaches_the_kernel_on_sighup_without_dropping_connections() {
     if !root_or_skip(module_path!()) {
         return;
     }
-    let server = FeedServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let snapshot = dir.path().join("ranges.snapshot");
-    let snap = snapshot.to_str().unwrap();
-    let url = format!("aws={}", server.url("aws.json"));
-    let update = || redirector(&["ranges", "update", "--snapshot", snap, "--url", &url]);
-    server.set("aws.json", &aws_feed("c1", "eu-west-3"), "\"v1\"");
+    let feed = Feed::new();
+    let (server, snap) = (&feed.server, feed.snap());
+    let update = || feed.update();
     let out = update();
     assert!(out.status.success(), "{}", text(&out));
 
@@ -227,13 +264,9 @@ fn reload_timer_picks_up_the_snapshot_and_survives_a_broken_one() {
     if !root_or_skip(module_path!()) {
         return;
     }
-    let server = FeedServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let snapshot = dir.path().join("ranges.snapshot");
-    let snap = snapshot.to_str().unwrap();
-    let url = format!("aws={}", server.url("aws.json"));
-    let update = || redirector(&["ranges", "update", "--snapshot", snap, "--url", &url]);
-    server.set("aws.json", &aws_feed("c1", "eu-west-3"), "\"v1\"");
+    let feed = Feed::new();
+    let (server, snapshot, snap) = (&feed.server, &feed.snapshot, feed.snap());
+    let update = || feed.update();
     assert!(update().status.success());
 
     let ns = Netns::new("timer");
@@ -253,7 +286,7 @@ fn reload_timer_picks_up_the_snapshot_and_survives_a_broken_one() {
     assert!(kernel_line(snap, &pin_dir).contains("aws/eu-west-1"));
 
     std::fs::write(
-        &snapshot,
+        snapshot,
         "steer-ranges-snapshot 1\nfeed aws\ngroup aws x\n1.2.3.0/33\n",
     )
     .unwrap();
