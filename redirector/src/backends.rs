@@ -142,6 +142,12 @@ impl Backends {
         }
     }
 
+    /// How many backends there are (each a host the blob checks may
+    /// keep connections to).
+    pub fn hosts(&self) -> usize {
+        self.backends.len()
+    }
+
     pub fn choose(&self, class: &Class) -> Choice<'_> {
         if class.is_unknown() {
             return match self.unknown {

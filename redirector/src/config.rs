@@ -94,6 +94,8 @@ struct BlobCheck {
     cache_entries: Option<u64>,
     found_ttl: Option<String>,
     missing_ttl: Option<String>,
+    max_in_flight: Option<usize>,
+    max_per_connection: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -114,9 +116,16 @@ struct Server {
     proxy_protocol: Option<bool>,
     tls_cert: Option<std::path::PathBuf>,
     tls_key: Option<std::path::PathBuf>,
+    handshake_timeout: Option<String>,
+    header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<usize>,
+    max_streams: Option<u32>,
+    grace: Option<String>,
 }
 
-/// What a config file sets for the listeners (read at start only).
+/// What a config file sets for the listeners and their limits (read at
+/// start only).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerConfig {
     pub listen: Option<SocketAddr>,
@@ -124,6 +133,12 @@ pub struct ServerConfig {
     pub proxy_protocol: Option<bool>,
     pub tls_cert: Option<std::path::PathBuf>,
     pub tls_key: Option<std::path::PathBuf>,
+    pub handshake_timeout: Option<Duration>,
+    pub header_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub max_connections: Option<usize>,
+    pub max_streams: Option<u32>,
+    pub grace: Option<Duration>,
 }
 
 /// A validated config.
@@ -169,7 +184,7 @@ impl Config {
         }
         let b = &file.blob_check;
         if let Some(t) = &b.timeout {
-            s.blob_check.timeout = duration("blob_check.timeout", t)?;
+            s.blob_check.timeout = positive("blob_check.timeout", t)?;
         }
         if let Some(n) = b.cache_entries {
             s.blob_check.capacity = n;
@@ -180,6 +195,12 @@ impl Config {
         if let Some(t) = &b.missing_ttl {
             s.blob_check.missing_ttl = duration("blob_check.missing_ttl", t)?;
         }
+        if let Some(n) = b.max_in_flight {
+            s.blob_check.max_in_flight = at_least_one("blob_check.max_in_flight", n)?;
+        }
+        if let Some(n) = b.max_per_connection {
+            s.blob_check.max_per_connection = at_least_one("blob_check.max_per_connection", n)?;
+        }
         s.forwarded = forwarded(&file.client)?.unwrap_or(s.forwarded);
         let addr = |key: &str, v: &Option<String>| -> Result<Option<SocketAddr>> {
             v.as_deref()
@@ -189,12 +210,31 @@ impl Config {
                 })
                 .transpose()
         };
+        let f = &file.server;
+        let timeout =
+            |key: &str, v: &Option<String>| v.as_deref().map(|t| positive(key, t)).transpose();
         let server = ServerConfig {
-            listen: addr("server.listen", &file.server.listen)?,
-            admin: addr("server.admin", &file.server.admin)?,
-            proxy_protocol: file.server.proxy_protocol,
-            tls_cert: file.server.tls_cert,
-            tls_key: file.server.tls_key,
+            listen: addr("server.listen", &f.listen)?,
+            admin: addr("server.admin", &f.admin)?,
+            proxy_protocol: f.proxy_protocol,
+            tls_cert: f.tls_cert.clone(),
+            tls_key: f.tls_key.clone(),
+            handshake_timeout: timeout("server.handshake_timeout", &f.handshake_timeout)?,
+            header_timeout: timeout("server.header_timeout", &f.header_timeout)?,
+            idle_timeout: timeout("server.idle_timeout", &f.idle_timeout)?,
+            max_connections: f
+                .max_connections
+                .map(|n| at_least_one("server.max_connections", n))
+                .transpose()?,
+            max_streams: f
+                .max_streams
+                .map(|n| at_least_one("server.max_streams", n as usize).map(|_| n))
+                .transpose()?,
+            grace: f
+                .grace
+                .as_deref()
+                .map(|t| duration("server.grace", t))
+                .transpose()?,
         };
         Ok(Config {
             settings: s,
@@ -272,8 +312,18 @@ fn parse_class(s: &str) -> Option<Class> {
 }
 
 fn duration(key: &str, s: &str) -> Result<Duration> {
-    humantime::parse_duration(s)
-        .map_err(|e| anyhow!("{key}: `{s}` is not a duration ({e}); write e.g. \"5s\" or \"24h\""))
+    crate::duration::parse(s).map_err(|e| anyhow!("{key}: {e}"))
+}
+
+fn positive(key: &str, s: &str) -> Result<Duration> {
+    crate::duration::parse_positive(s).map_err(|e| anyhow!("{key}: {e}"))
+}
+
+fn at_least_one(key: &str, n: usize) -> Result<usize> {
+    if n == 0 {
+        bail!("{key}: must be at least 1");
+    }
+    Ok(n)
 }
 
 fn forwarded(c: &Client) -> Result<Option<Forwarded>> {
@@ -383,8 +433,7 @@ mod tests {
                 listen: Some("[::]:9000".parse().unwrap()),
                 admin: Some("127.0.0.1:9999".parse().unwrap()),
                 proxy_protocol: Some(true),
-                tls_cert: None,
-                tls_key: None,
+                ..ServerConfig::default()
             }
         );
     }
@@ -434,6 +483,17 @@ mod tests {
                 "fallback.nearest.aws",
             ),
             ("[blob_check]\ntimeout = \"soon\"", "blob_check.timeout"),
+            ("[blob_check]\ntimeout = \"0s\"", "blob_check.timeout"),
+            ("[blob_check]\nfound_ttl = \"1e30\"", "blob_check.found_ttl"),
+            (
+                "[blob_check]\nmax_in_flight = 0",
+                "blob_check.max_in_flight",
+            ),
+            ("[server]\nidle_timeout = \"inf\"", "server.idle_timeout"),
+            ("[server]\nheader_timeout = \"0\"", "server.header_timeout"),
+            ("[server]\ngrace = \"1e20\"", "server.grace"),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
+            ("[server]\nmax_streams = 0", "server.max_streams"),
             ("[blob_check]\ncache_entries = \"many\"", "cache_entries"),
             (
                 "[client]\ntrusted_proxies = [\"10.0.0.0/33\"]",

@@ -2,6 +2,7 @@
 
 mod backends;
 mod config;
+mod duration;
 mod explain;
 mod range_args;
 mod ranges;

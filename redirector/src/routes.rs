@@ -92,7 +92,7 @@ pub fn route<'a>(method: &str, path: &'a str) -> Route<'a> {
     match kind {
         "blobs" if tail.starts_with("uploads/") || tail == "uploads" => {
             // Upload status is a read, but only the upstream knows it.
-            if tail.bytes().all(is_upload_byte) {
+            if is_upload_tail(tail) {
                 Route::Upstream { rest }
             } else {
                 Route::Invalid {
@@ -152,7 +152,10 @@ fn split_api(rest: &str) -> Option<(&str, &str, &str)> {
 
 /// `<base>/v2/<prefix><rest>[?query]`: where a request goes upstream.
 /// `rest` (from [`Route::Upstream`], [`Route::Signature`] or a blob path
-/// after `/v2`) starts with `/`; an empty `prefix` adds nothing.
+/// after `/v2`) starts with `/`; an empty `prefix` adds nothing. The query
+/// is passed on with every byte outside printable ASCII percent-encoded:
+/// a Location must be ASCII (the URI parser admits raw bytes above 0x7F,
+/// such as NEL or U+2028, in a query).
 pub fn upstream_location(base: &str, prefix: &str, rest: &str, query: Option<&str>) -> String {
     let query = query.filter(|q| !q.is_empty());
     let mut url = String::with_capacity(
@@ -167,9 +170,26 @@ pub fn upstream_location(base: &str, prefix: &str, rest: &str, query: Option<&st
     url.push_str(rest);
     if let Some(q) = query {
         url.push('?');
-        url.push_str(q);
+        push_query(&mut url, q);
     }
     url
+}
+
+fn push_query(url: &mut String, query: &str) {
+    if query.bytes().all(|b| b.is_ascii_graphic()) {
+        url.push_str(query);
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in query.bytes() {
+        if b.is_ascii_graphic() {
+            url.push(char::from(b));
+        } else {
+            url.push('%');
+            url.push(char::from(HEX[usize::from(b >> 4)]));
+            url.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
 }
 
 /// `<base>/containers/images/<digest>`: where a backend keeps a blob (the
@@ -279,8 +299,25 @@ fn is_cosign_tag(tag: &str) -> bool {
     })
 }
 
-fn is_upload_byte(x: u8) -> bool {
-    x.is_ascii_alphanumeric() || matches!(x, b'/' | b'-' | b'_' | b'.')
+/// `uploads`, `uploads/` or `uploads/<id>`: the id is one segment (the
+/// spec's `<reference>`, a UUID in practice), never `.` or `..`, which a
+/// client resolving dot segments would turn into a climb out of the
+/// upstream path prefix.
+fn is_upload_tail(tail: &str) -> bool {
+    let id = match tail.strip_prefix("uploads") {
+        Some("") => return true,
+        Some(rest) => match rest.strip_prefix('/') {
+            Some(id) => id,
+            None => return false,
+        },
+        None => return false,
+    };
+    id.is_empty()
+        || (id != "."
+            && id != ".."
+            && id
+                .bytes()
+                .all(|x| x.is_ascii_alphanumeric() || matches!(x, b'-' | b'_' | b'.' | b'=')))
 }
 
 #[cfg(test)]
@@ -295,7 +332,7 @@ mod tests {
         #[test]
         fn redirect_paths_are_always_safe(
             method in prop::sample::select(vec!["GET", "HEAD", "POST", "get", ""]),
-            path in "(/v2/?)?([a-zA-Z0-9._:/%\\-]|\\.\\.|//|[\\x00-\\x1f ]|blobs/|manifests/|tags/list|sha256:){0,12}",
+            path in "(/v2/?)?([a-zA-Z0-9._:/%\\-]|\\.\\.|//|[\\x00-\\x1f ]|blobs/|blobs/uploads/|uploads/|manifests/|tags/list|sha256:){0,12}",
         ) {
             match route(method, &path) {
                 Route::Upstream { rest } | Route::Signature { rest } => prop_assert!(is_safe_rest(rest), "{path:?} -> {rest:?}"),
@@ -305,6 +342,72 @@ mod tests {
                 }
                 _ => {}
             }
+        }
+    }
+
+    proptest! {
+        /// Whatever bytes a query holds, the Location built from it is
+        /// printable ASCII, and printable queries pass unchanged.
+        #[test]
+        fn locations_are_ascii_whatever_the_query(query in "\\PC{0,40}") {
+            let url = upstream_location("https://up.example", "p", "/a/manifests/v1", Some(&query));
+            prop_assert!(url.bytes().all(|b| b.is_ascii_graphic()), "{url:?}");
+            if query.bytes().all(|b| b.is_ascii_graphic()) && !query.is_empty() {
+                let tail = format!("?{}", query);
+                prop_assert!(url.ends_with(&tail), "{:?}", url);
+            }
+        }
+    }
+
+    #[test]
+    fn query_bytes_above_ascii_are_percent_encoded() {
+        for (query, want) in [
+            ("n=5&last=a", "n=5&last=a"),
+            ("a=%C3%A9", "a=%C3%A9"),
+            ("a=\u{e9}", "a=%C3%A9"),
+            ("x=\u{85}", "x=%C2%85"),
+            ("x=\u{2028}y", "x=%E2%80%A8y"),
+        ] {
+            let url = upstream_location("https://up.example", "", "/a/tags/list", Some(query));
+            assert_eq!(
+                url,
+                format!("https://up.example/v2/a/tags/list?{want}"),
+                "{query:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn upload_ids_cannot_climb_out_of_the_prefix() {
+        for ok in [
+            "/v2/pause/blobs/uploads",
+            "/v2/pause/blobs/uploads/",
+            "/v2/pause/blobs/uploads/4f1c-aa_b.c=",
+        ] {
+            assert!(matches!(route("GET", ok), Route::Upstream { .. }), "{ok}");
+        }
+        for bad in [
+            "/v2/pause/blobs/uploads/..",
+            "/v2/pause/blobs/uploads/.",
+            "/v2/pause/blobs/uploads/../../../../../other-project/x",
+            "/v2/pause/blobs/uploads/a/b",
+            "/v2/pause/blobs/uploads//x",
+            "/v2/pause/blobs/uploadsx",
+        ] {
+            assert!(
+                matches!(
+                    route("GET", bad),
+                    Route::Invalid {
+                        code: "BLOB_UPLOAD_INVALID",
+                        ..
+                    } | Route::Invalid {
+                        code: "DIGEST_INVALID",
+                        ..
+                    }
+                ),
+                "{bad}: {:?}",
+                route("GET", bad)
+            );
         }
     }
 

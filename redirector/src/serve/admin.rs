@@ -13,11 +13,18 @@ use anyhow::{Context as _, Result};
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::{Request, body::Bytes, body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tracing::{info, warn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, watch},
+};
+use tracing::info;
 
-use super::State;
+use super::{
+    State, accept,
+    conn::{Activity, MAX_HEADER_BYTES, Open, drive},
+    limits::ADMIN,
+};
 
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr)
@@ -25,33 +32,49 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
         .with_context(|| format!("admin listener on {addr}"))
 }
 
-/// Serves until the task is dropped.
-pub async fn serve(listener: TcpListener, state: Arc<State>) {
+/// Serves until `stop` turns true, with the limits of [`ADMIN`]: a
+/// connection cap, header and idle deadlines, and accept back-off.
+pub async fn serve(listener: TcpListener, state: Arc<State>, stop: watch::Receiver<bool>) {
     if let Ok(a) = listener.local_addr() {
         info!(admin = %a, "admin listener");
     }
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(error = %e, "admin accept failed");
-                continue;
-            }
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: Request<Incoming>| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(answer(&state, req.uri().path())) }
+    let slots = Arc::new(Semaphore::new(ADMIN.max_connections));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(ADMIN.header_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
+    let builder = Arc::new(builder);
+    let metrics = state.metrics.clone();
+    let on_conn = {
+        let stop = stop.clone();
+        move |stream, _peer, slot| {
+            let (state, builder, mut stop) = (state.clone(), builder.clone(), stop.clone());
+            tokio::spawn(async move {
+                let _open = Open::new(&state.metrics.admin_connections);
+                let activity = Arc::new(Activity::new());
+                let service = {
+                    let (state, activity) = (state.clone(), activity.clone());
+                    service_fn(move |req: Request<Incoming>| {
+                        let (state, busy) = (state.clone(), activity.begin());
+                        async move {
+                            let response = answer(state, req.uri().path()).await;
+                            drop(busy);
+                            Ok::<_, Infallible>(response)
+                        }
+                    })
+                };
+                let c = builder.serve_connection(TokioIo::new(stream), service);
+                let metrics = state.metrics.clone();
+                drive(c, &activity, &ADMIN, "admin", &metrics, &mut stop).await;
+                drop(slot);
             });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        }
+    };
+    accept::accept_loop("admin", listener, slots, metrics, stop, on_conn).await;
 }
 
-fn answer(state: &State, path: &str) -> Response<Full<Bytes>> {
+async fn answer(state: Arc<State>, path: &str) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match path {
         "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         "/readyz" if state.ready.load(Ordering::Relaxed) => {
@@ -62,10 +85,14 @@ fn answer(state: &State, path: &str) -> Response<Full<Bytes>> {
             "text/plain",
             "draining\n".to_owned(),
         ),
+        // Off the async workers: the XDP counters are read from the
+        // kernel under the loader's lock.
         "/metrics" => (
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            state.metrics.encode(),
+            tokio::task::spawn_blocking(move || state.metrics.encode())
+                .await
+                .unwrap_or_default(),
         ),
         _ => (
             StatusCode::NOT_FOUND,

@@ -6,6 +6,12 @@
 //! the same URL share one request (moka's `try_get_with` runs one init per
 //! key). A check that fails or times out answers "no": the client goes
 //! upstream, which always has the blob.
+//!
+//! Outbound work is bounded: at most `max_in_flight` HEADs run in the
+//! process and `max_per_connection` for one client connection (an HTTP/2
+//! client can ask for many digests at once). A request past either bound
+//! is not checked: its client goes upstream at once, and nothing is
+//! cached for it. The HEAD client keeps few idle connections per host.
 
 use std::{
     sync::Arc,
@@ -16,6 +22,7 @@ use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use moka::{Expiry, future::Cache};
+use tokio::sync::Semaphore;
 use tracing::debug;
 
 use super::{metrics::Metrics, settings::BlobCheckSettings};
@@ -32,7 +39,12 @@ pub enum Presence {
     Missing,
     /// Timed out, refused, or answered something other than 200/404.
     Failed,
+    /// Not checked: a concurrency bound was reached. Never cached.
+    Busy,
 }
+
+/// Idle connections kept open per backend host between checks.
+pub const POOL_IDLE_PER_HOST: usize = 8;
 
 pub struct BlobChecker {
     client: HttpsClient,
@@ -42,6 +54,28 @@ pub struct BlobChecker {
     cache: Cache<String, Presence>,
     timeout: Duration,
     metrics: Arc<Metrics>,
+    /// HEADs in flight in the whole process.
+    in_flight: Semaphore,
+}
+
+/// A check that could not start: a bound was reached.
+#[derive(Debug)]
+struct Busy;
+
+/// Counts a check in flight until dropped (also when its client leaves).
+struct InFlight<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> InFlight<'a> {
+    fn new(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 struct Ttl {
@@ -58,7 +92,7 @@ impl Expiry<String, Presence> for Ttl {
     ) -> Option<Duration> {
         Some(match value {
             Presence::Found => self.found,
-            Presence::Missing | Presence::Failed => self.missing,
+            Presence::Missing | Presence::Failed | Presence::Busy => self.missing,
         })
     }
 }
@@ -72,7 +106,9 @@ impl BlobChecker {
             .build();
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
             .build(https);
+        metrics.blob_check_limit.set(settings.max_in_flight as i64);
         let cache = Cache::builder()
             .max_capacity(settings.capacity)
             .expire_after(Ttl {
@@ -87,17 +123,36 @@ impl BlobChecker {
             cache,
             timeout: settings.timeout,
             metrics,
+            in_flight: Semaphore::new(settings.max_in_flight),
         }
     }
 
     /// Whether `url` answers 200 to HEAD, from the cache when it can.
-    pub async fn check(&self, url: &str) -> Presence {
+    /// `conn` holds the client connection's check slots.
+    pub async fn check(&self, url: &str, conn: &Semaphore) -> Presence {
         if let Some(p) = self.cache.get(url).await {
             self.metrics.blob_cache_hits.inc();
             return p;
         }
         self.metrics.blob_cache_misses.inc();
-        self.cache.get_with_by_ref(url, self.head(url)).await
+        // Only the request that starts the check takes slots; concurrent
+        // ones for the same URL wait on it.
+        let init = async {
+            let Ok(_process) = self.in_flight.try_acquire() else {
+                self.metrics.blob_check_rejected("process").inc();
+                return Err(Busy);
+            };
+            let Ok(_connection) = conn.try_acquire() else {
+                self.metrics.blob_check_rejected("connection").inc();
+                return Err(Busy);
+            };
+            let _counted = InFlight::new(&self.metrics.blob_checks_in_flight);
+            Ok(self.head(url).await)
+        };
+        self.cache
+            .try_get_with_by_ref(url, init)
+            .await
+            .unwrap_or(Presence::Busy)
     }
 
     /// A checker that answers from `found` without any request (tests).

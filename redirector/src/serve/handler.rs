@@ -43,11 +43,13 @@ impl Source {
 }
 
 /// What is known about a connection, worked out once after accept.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub class: Arc<Class>,
     pub source: Source,
+    /// Blob checks this connection may run at once.
+    pub checks: tokio::sync::Semaphore,
 }
 
 pub type Body = Full<Bytes>;
@@ -65,7 +67,13 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
     } else {
         (conn.class.clone(), conn.source)
     };
-    let routed = route(method.as_str(), path);
+    let routed = match host_problem(req) {
+        None => route(method.as_str(), path),
+        Some(what) => Route::Invalid {
+            code: "BAD_REQUEST",
+            what,
+        },
+    };
     let route_name = routed.name();
     let (response, target) = match routed {
         Route::Info => (redirect(&settings.info_url), Target::Fixed("info")),
@@ -115,9 +123,9 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
                 ),
                 Choice::Region(b) | Choice::Nearest(b) | Choice::Unknown(b) => {
                     let url = blob_location(&b.base_url, digest);
-                    match state.checker.check(&url).await {
+                    match state.checker.check(&url, &conn.checks).await {
                         Presence::Found => (redirect(&url), Target::Backend(b.name.clone())),
-                        Presence::Missing | Presence::Failed => (
+                        Presence::Missing | Presence::Failed | Presence::Busy => (
                             upstream(settings, &settings.upstream, rest, uri.query()),
                             Target::Fixed("upstream"),
                         ),
@@ -154,6 +162,28 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
         "request"
     );
     response
+}
+
+/// RFC 9112 section 3.2: a 400 for an HTTP/1.1 request without a Host
+/// header, and for any request with more than one or with an invalid one.
+/// (HTTP/2 names the authority in a pseudo-header instead.)
+fn host_problem<B>(req: &Request<B>) -> Option<&'static str> {
+    let version = req.version();
+    if version != http::Version::HTTP_11 && version != http::Version::HTTP_10 {
+        return None;
+    }
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if version == http::Version::HTTP_11 => Some("Host header: none sent"),
+        (None, _) => None,
+        (Some(_), Some(_)) => Some("Host header: sent more than once"),
+        (Some(h), None) => {
+            let valid = h.is_empty()
+                || h.to_str()
+                    .is_ok_and(|h| h.parse::<http::uri::Authority>().is_ok());
+            (!valid).then_some("Host header")
+        }
+    }
 }
 
 /// A redirect upstream; `rest` was checked by the router, and the query

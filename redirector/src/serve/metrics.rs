@@ -91,8 +91,23 @@ pub struct Metrics {
     pub blob_checks: Counter,
     pub blob_check_seconds: Histogram,
     pub connections: Gauge,
+    pub admin_connections: Gauge,
     pub ranges_generation: Gauge,
+    /// Connections the server closed because one hit a limit, by listener
+    /// and reason.
+    connections_rejected: Family<Labels, Counter>,
+    accept_errors: Family<Labels, Counter>,
+    slots_full: Family<Labels, Counter>,
+    pub connection_limit: Family<Labels, Gauge>,
+    /// Blob checks not made because a bound was reached (the client went
+    /// upstream at once), by which bound.
+    blob_checks_rejected: Family<Labels, Counter>,
+    pub blob_checks_in_flight: Gauge,
+    pub blob_check_limit: Gauge,
 }
+
+/// Label pairs with names and values fixed in the code.
+type Labels = Vec<(&'static str, &'static str)>;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -136,6 +151,54 @@ impl Default for Metrics {
             "Range tables loaded since start",
             ranges_generation.clone(),
         );
+        let admin_connections = Gauge::default();
+        registry.register(
+            "admin_connections",
+            "Open admin connections",
+            admin_connections.clone(),
+        );
+        let connections_rejected = Family::<Labels, Counter>::default();
+        registry.register(
+            "connections_rejected",
+            "Connections closed because they hit a limit (handshake, header, idle or close deadline; bad PROXY header; failed TLS handshake)",
+            connections_rejected.clone(),
+        );
+        let accept_errors = Family::<Labels, Counter>::default();
+        registry.register(
+            "accept_errors",
+            "Failed accepts by kind; out of descriptors or memory pauses accepting",
+            accept_errors.clone(),
+        );
+        let slots_full = Family::<Labels, Counter>::default();
+        registry.register(
+            "connection_slots_full",
+            "Times every connection slot was taken, so new connections waited in the backlog",
+            slots_full.clone(),
+        );
+        let connection_limit = Family::<Labels, Gauge>::default();
+        registry.register(
+            "connection_limit",
+            "Connections served at once, after fitting the open-file limit",
+            connection_limit.clone(),
+        );
+        let blob_checks_rejected = Family::<Labels, Counter>::default();
+        registry.register(
+            "blob_checks_rejected",
+            "Blob checks not made because a concurrency bound was reached; the client went upstream",
+            blob_checks_rejected.clone(),
+        );
+        let blob_checks_in_flight = Gauge::default();
+        registry.register(
+            "blob_checks_in_flight",
+            "HEAD requests to backends in flight",
+            blob_checks_in_flight.clone(),
+        );
+        let blob_check_limit = Gauge::default();
+        registry.register(
+            "blob_check_limit",
+            "Most HEAD requests to backends in flight at once",
+            blob_check_limit.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -144,12 +207,44 @@ impl Default for Metrics {
             blob_checks,
             blob_check_seconds,
             connections,
+            admin_connections,
             ranges_generation,
+            connections_rejected,
+            accept_errors,
+            slots_full,
+            connection_limit,
+            blob_checks_rejected,
+            blob_checks_in_flight,
+            blob_check_limit,
         }
     }
 }
 
 impl Metrics {
+    pub fn connection_rejected(&self, listener: &'static str, reason: &'static str) -> Counter {
+        self.connections_rejected
+            .get_or_create(&vec![("listener", listener), ("reason", reason)])
+            .clone()
+    }
+
+    pub fn accept_error(&self, listener: &'static str, kind: &'static str) -> Counter {
+        self.accept_errors
+            .get_or_create(&vec![("listener", listener), ("kind", kind)])
+            .clone()
+    }
+
+    pub fn at_capacity(&self, listener: &'static str) -> Counter {
+        self.slots_full
+            .get_or_create(&vec![("listener", listener)])
+            .clone()
+    }
+
+    pub fn blob_check_rejected(&self, bound: &'static str) -> Counter {
+        self.blob_checks_rejected
+            .get_or_create(&vec![("bound", bound)])
+            .clone()
+    }
+
     /// Adds the XDP program's per-class counters, read from the kernel at
     /// each scrape.
     pub fn add_xdp(&mut self, steer: Arc<RwLock<Steer>>) {

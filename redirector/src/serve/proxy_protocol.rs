@@ -3,12 +3,11 @@
 //! client's bytes. On a listener that enables it, every connection must
 //! start with one; a connection without a valid header is closed.
 
-use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    time::Duration,
-};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use tokio::net::TcpStream;
+use tokio::io::AsyncRead;
+
+use super::prefixed::Prefixed;
 
 const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
 /// The longest v1 header, CRLF included.
@@ -24,8 +23,6 @@ pub enum ProxyError {
     BadV1,
     #[error("malformed PROXY v2 header")]
     BadV2,
-    #[error("the PROXY header did not arrive in time")]
-    Timeout,
     #[error("connection closed before the PROXY header ended")]
     Closed,
 }
@@ -117,43 +114,23 @@ fn parse_v2(buf: &[u8]) -> Result<Option<Header>, ProxyError> {
     Ok(Some(Header { source, len }))
 }
 
-/// Reads the PROXY header off `stream`, leaving the client's first byte
-/// next in line: peeks until the header is complete, then consumes
-/// exactly it.
-pub async fn read(
-    stream: &mut TcpStream,
-    timeout: Duration,
+/// Reads the PROXY header off `io`, leaving the client's first byte next
+/// in line (bytes read past the header stay buffered in `io`). Each read
+/// waits for the socket to be readable: a stalled header costs nothing
+/// while it waits. The caller bounds the time.
+pub async fn read<S: AsyncRead + Unpin>(
+    io: &mut Prefixed<S>,
 ) -> Result<Option<SocketAddr>, ProxyError> {
-    use tokio::io::AsyncReadExt;
-    let header = tokio::time::timeout(timeout, async {
-        let mut buf = [0u8; 16 + V2_MAX_LEN];
-        loop {
-            let n = stream
-                .peek(&mut buf)
-                .await
-                .map_err(|_| ProxyError::Closed)?;
-            if n == 0 {
-                return Err(ProxyError::Closed);
-            }
-            if let Some(h) = parse(&buf[..n])? {
-                return Ok(h);
-            }
-            if n == buf.len() {
-                return Err(ProxyError::BadV2);
-            }
-            // More bytes are on their way; peek returns at once when some
-            // are queued, so wait for the socket to be readable again.
-            tokio::time::sleep(Duration::from_millis(1)).await;
+    loop {
+        if let Some(header) = parse(io.buffered())? {
+            io.consume(header.len);
+            return Ok(header.source);
         }
-    })
-    .await
-    .map_err(|_| ProxyError::Timeout)??;
-    let mut sink = vec![0u8; header.len];
-    stream
-        .read_exact(&mut sink)
-        .await
-        .map_err(|_| ProxyError::Closed)?;
-    Ok(header.source)
+        match io.fill(16 + V2_MAX_LEN).await {
+            Ok(0) | Err(_) => return Err(ProxyError::Closed),
+            Ok(_) => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -239,5 +216,37 @@ mod tests {
         let mut huge = b;
         huge[14..16].copy_from_slice(&4000u16.to_be_bytes());
         assert_eq!(parse(&huge), Err(ProxyError::BadV2));
+    }
+
+    #[tokio::test]
+    async fn a_header_in_pieces_then_the_request() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(256);
+        let mut io = Prefixed::new(server, Vec::new());
+        let reader = tokio::spawn(async move { read(&mut io).await.map(|a| (a, io)) });
+        for piece in [
+            &b"PROXY TCP4 35.180.1.1 "[..],
+            b"192.0.2.1 40000 8080\r",
+            b"\nGET /",
+        ] {
+            client.write_all(piece).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        drop(client);
+        let wait = std::time::Duration::from_secs(5);
+        let (addr, mut io) = tokio::time::timeout(wait, reader)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(addr, Some("35.180.1.1:40000".parse().unwrap()));
+        let mut rest = Vec::new();
+        io.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"GET /");
+        let (mut client, server) = tokio::io::duplex(256);
+        client.write_all(b"PROXY TCP4 35.1").await.unwrap();
+        drop(client);
+        let mut io = Prefixed::new(server, Vec::new());
+        assert_eq!(read(&mut io).await, Err(ProxyError::Closed));
     }
 }

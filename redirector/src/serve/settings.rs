@@ -40,6 +40,10 @@ pub struct BlobCheckSettings {
     pub found_ttl: Duration,
     /// How long a missing blob (or a failed check) is remembered.
     pub missing_ttl: Duration,
+    /// HEAD checks in flight at once in the process (fixed at start).
+    pub max_in_flight: usize,
+    /// HEAD checks in flight at once for one client connection.
+    pub max_per_connection: usize,
 }
 
 impl Default for BlobCheckSettings {
@@ -49,6 +53,8 @@ impl Default for BlobCheckSettings {
             capacity: 100_000,
             found_ttl: Duration::from_secs(24 * 3600),
             missing_ttl: Duration::from_secs(60),
+            max_in_flight: 256,
+            max_per_connection: 8,
         }
     }
 }

@@ -63,6 +63,7 @@ async fn answer(
         peer,
         class,
         source,
+        checks: tokio::sync::Semaphore::new(8),
     };
     let r = handle(state, &conn, &req).await;
     let location = r
@@ -78,6 +79,7 @@ async fn run(state: &State, cases: Vec<Case>) {
         let req = http::Request::builder()
             .method(method.parse::<Method>().unwrap())
             .uri(target.as_str())
+            .header("host", "registry.test")
             .body(())
             .unwrap();
         let (got_status, got) = answer(state, client, req).await;
@@ -298,7 +300,9 @@ async fn location_with_xff(
     peer: &str,
     xff: Option<&str>,
 ) -> (StatusCode, Option<String>) {
-    let mut req = http::Request::builder().uri(format!("/v2/pause/blobs/{D}"));
+    let mut req = http::Request::builder()
+        .uri(format!("/v2/pause/blobs/{D}"))
+        .header("host", "registry.test");
     if let Some(v) = xff {
         req = req.header("x-forwarded-for", v);
     }
@@ -347,4 +351,57 @@ async fn forwarded_clients_are_classified_per_request() {
         location_with_xff(&s, NOWHERE, Some("35.180.1.1")).await,
         (redirect, Some(up))
     );
+}
+
+#[tokio::test]
+async fn host_header_rules_of_rfc_9112() {
+    let s = state(&[], &[]);
+    let bad = StatusCode::BAD_REQUEST;
+    let redirect = StatusCode::TEMPORARY_REDIRECT;
+    let req = |version: http::Version, hosts: &[&str]| {
+        let mut r = http::Request::builder()
+            .uri("/v2/pause/manifests/latest")
+            .version(version);
+        for h in hosts {
+            r = r.header("host", *h);
+        }
+        r.body(()).unwrap()
+    };
+    use http::Version;
+    let cases = [
+        (
+            "1.1 with one Host",
+            req(Version::HTTP_11, &["registry.test"]),
+            redirect,
+        ),
+        (
+            "1.1 with Host:port",
+            req(Version::HTTP_11, &["registry.test:8080"]),
+            redirect,
+        ),
+        (
+            "1.1 with an empty Host",
+            req(Version::HTTP_11, &[""]),
+            redirect,
+        ),
+        ("1.1 without Host", req(Version::HTTP_11, &[]), bad),
+        (
+            "1.1 with two",
+            req(Version::HTTP_11, &["a.test", "b.test"]),
+            bad,
+        ),
+        ("1.1 with a bad one", req(Version::HTTP_11, &["a b/c"]), bad),
+        ("1.0 without Host", req(Version::HTTP_10, &[]), redirect),
+        (
+            "1.0 with two",
+            req(Version::HTTP_10, &["a.test", "a.test"]),
+            bad,
+        ),
+        ("2 without Host", req(Version::HTTP_2, &[]), redirect),
+    ];
+    for (name, r, want) in cases {
+        let (status, location) = answer(&s, NOWHERE, r).await;
+        assert_eq!(status, want, "{name}");
+        assert_eq!(location.is_some(), want == redirect, "{name}");
+    }
 }

@@ -1,0 +1,359 @@
+//! One client connection, from accept to close: the PROXY header, the
+//! class, TLS, HTTP/1 or HTTP/2, and a deadline on every phase.
+//!
+//! - accept to the first request byte (PROXY header, TLS handshake,
+//!   HTTP/2 preface): `handshake_timeout`;
+//! - a request's headers, and on HTTP/1 the wait between requests:
+//!   `header_timeout` (hyper's header read timer);
+//! - no request in flight: `idle_timeout` (before the first request,
+//!   `header_timeout`), then a graceful close (HTTP/2: GOAWAY) that gets
+//!   `header_timeout` to finish before the connection is dropped;
+//! - on drain (SIGTERM), a graceful close bounded by the grace period.
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use hyper::{Request, body::Incoming, service::service_fn};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::graceful::GracefulConnection,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    sync::{OwnedSemaphorePermit, Semaphore, watch},
+    time::Instant,
+};
+use tracing::debug;
+
+use super::{
+    State,
+    handler::{self, ConnInfo, Source},
+    limits::Limits,
+    metrics::Metrics,
+    prefixed::{Prefixed, Protocol, sniff},
+    proxy_protocol,
+};
+
+/// Largest request head accepted, in bytes (HTTP/1 buffer, HTTP/2 header
+/// list).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// What every connection of the public listener shares.
+pub struct Conns {
+    pub state: Arc<State>,
+    pub limits: Limits,
+    pub proxy_protocol: bool,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    pub local_port: u16,
+    /// Turns true when the server drains.
+    pub drain: watch::Receiver<bool>,
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+}
+
+/// A connection ready for HTTP: its stream, protocol and client.
+enum Opened {
+    Plain(Prefixed<TcpStream>, Protocol, Arc<ConnInfo>),
+    Tls(
+        Prefixed<tokio_rustls::server::TlsStream<Prefixed<TcpStream>>>,
+        Protocol,
+        Arc<ConnInfo>,
+    ),
+}
+
+/// Why a connection closed before HTTP started.
+enum Refused {
+    Closed,
+    ProxyHeader,
+    Tls,
+}
+
+impl Conns {
+    pub fn new(
+        state: Arc<State>,
+        limits: Limits,
+        proxy_protocol: bool,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        local_port: u16,
+        drain: watch::Receiver<bool>,
+    ) -> Conns {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .max_buf_size(MAX_HEADER_BYTES);
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        // Quiet connections are pinged, so a peer that vanished frees its
+        // slot; one that answers pings but opens no stream meets the idle
+        // deadline.
+        http2
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .max_concurrent_streams(limits.max_streams)
+            .max_header_list_size(MAX_HEADER_BYTES as u32);
+        Conns {
+            state,
+            limits,
+            proxy_protocol,
+            tls,
+            local_port,
+            drain,
+            http1,
+            http2,
+        }
+    }
+
+    /// Serves one accepted connection; `slot` is its place under the
+    /// connection cap, given back when it closes.
+    pub async fn serve(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        slot: OwnedSemaphorePermit,
+    ) {
+        let metrics = self.state.metrics.clone();
+        let _open = Open::new(&metrics.connections);
+        let _ = stream.set_nodelay(true);
+        let opened = tokio::time::timeout(self.limits.handshake_timeout, self.open(stream, peer));
+        let refused = match opened.await {
+            Ok(Ok(Opened::Plain(io, protocol, conn))) => {
+                return self.http(io, protocol, conn).await;
+            }
+            Ok(Ok(Opened::Tls(io, protocol, conn))) => return self.http(io, protocol, conn).await,
+            Ok(Err(Refused::Closed)) => None,
+            Ok(Err(Refused::ProxyHeader)) => Some("proxy_header"),
+            Ok(Err(Refused::Tls)) => Some("tls_handshake"),
+            Err(_) => Some("handshake_timeout"),
+        };
+        if let Some(reason) = refused {
+            debug!(%peer, reason, "connection refused");
+            metrics.connection_rejected("public", reason).inc();
+        }
+        drop(slot);
+    }
+
+    /// Everything up to the first request byte (the caller's deadline
+    /// covers exactly this part).
+    async fn open(&self, stream: TcpStream, peer: SocketAddr) -> Result<Opened, Refused> {
+        let mut io = Prefixed::new(stream, Vec::new());
+        // Behind a PROXY-protocol balancer the kernel saw the balancer, so
+        // the client is classified in userspace.
+        let named = match self.proxy_protocol {
+            false => None,
+            true => proxy_protocol::read(&mut io).await.map_err(|e| {
+                debug!(%peer, error = %e, "PROXY header");
+                match e {
+                    proxy_protocol::ProxyError::Closed => Refused::Closed,
+                    _ => Refused::ProxyHeader,
+                }
+            })?,
+        };
+        let (client, class, source) = match named {
+            Some(client) => (
+                client,
+                self.state.classify_userspace(client.ip()),
+                Source::Proxy,
+            ),
+            None => {
+                let (class, source) = self.state.classify(peer, self.local_port);
+                (peer, class, source)
+            }
+        };
+        let conn = Arc::new(ConnInfo {
+            peer: client,
+            class,
+            source,
+            checks: Semaphore::new(self.state.settings().blob_check.max_per_connection),
+        });
+        match &self.tls {
+            None => {
+                let protocol = sniffed(&mut io).await?;
+                Ok(Opened::Plain(io, protocol, conn))
+            }
+            Some(acceptor) => {
+                let tls = acceptor.accept(io).await.map_err(|e| {
+                    debug!(%peer, error = %e, "TLS handshake failed");
+                    Refused::Tls
+                })?;
+                let mut io = Prefixed::new(tls, Vec::new());
+                let protocol = sniffed(&mut io).await?;
+                Ok(Opened::Tls(io, protocol, conn))
+            }
+        }
+    }
+
+    async fn http<S>(&self, io: Prefixed<S>, protocol: Protocol, conn: Arc<ConnInfo>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Arc::new(Activity::new());
+        let service = {
+            let (state, activity) = (self.state.clone(), activity.clone());
+            service_fn(move |req: Request<Incoming>| {
+                let (state, conn, busy) = (state.clone(), conn.clone(), activity.begin());
+                async move {
+                    let response = handler::handle(&state, &conn, &req).await;
+                    drop(busy);
+                    Ok::<_, Infallible>(response)
+                }
+            })
+        };
+        let io = TokioIo::new(io);
+        let mut drain = self.drain.clone();
+        let metrics = &self.state.metrics;
+        match protocol {
+            Protocol::Http1 => {
+                let c = self.http1.serve_connection(io, service);
+                drive(c, &activity, &self.limits, "public", metrics, &mut drain).await
+            }
+            Protocol::Http2 => {
+                let c = self.http2.serve_connection(io, service);
+                drive(c, &activity, &self.limits, "public", metrics, &mut drain).await
+            }
+        }
+    }
+}
+
+async fn sniffed<S: AsyncRead + Unpin>(io: &mut Prefixed<S>) -> Result<Protocol, Refused> {
+    match sniff(io).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) | Err(_) => Err(Refused::Closed),
+    }
+}
+
+/// Runs a hyper connection until it ends, closing it gracefully when it
+/// has been idle too long or the server drains. Shared by the public and
+/// the admin listener.
+pub async fn drive<C>(
+    conn: C,
+    activity: &Activity,
+    limits: &Limits,
+    listener: &'static str,
+    metrics: &Metrics,
+    drain: &mut watch::Receiver<bool>,
+) where
+    C: GracefulConnection<Error = hyper::Error>,
+{
+    let mut conn = std::pin::pin!(conn);
+    let draining = tokio::select! {
+        ended = conn.as_mut() => {
+            if let Err(e) = ended {
+                if e.is_timeout() {
+                    metrics.connection_rejected(listener, "header_timeout").inc();
+                }
+                debug!(listener, error = %e, "connection ended");
+            }
+            return;
+        }
+        _ = activity.idle(limits) => false,
+        _ = drain.wait_for(|d| *d) => true,
+    };
+    conn.as_mut().graceful_shutdown();
+    if draining {
+        // The grace period bounds the drain as a whole.
+        let _ = conn.await;
+        return;
+    }
+    metrics.connection_rejected(listener, "idle_timeout").inc();
+    if tokio::time::timeout(limits.header_timeout, conn)
+        .await
+        .is_err()
+    {
+        metrics.connection_rejected(listener, "close_timeout").inc();
+    }
+}
+
+/// When a connection last started or finished a request, and how many
+/// are in flight: what the idle deadline is measured from.
+pub struct Activity {
+    opened: Instant,
+    /// Requests in flight (low 32 bits) and requests begun (high 32).
+    counts: AtomicU64,
+    /// Milliseconds after `opened` of the last start or finish.
+    last_ms: AtomicU64,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity::new()
+    }
+}
+
+impl Activity {
+    pub fn new() -> Activity {
+        Activity {
+            opened: Instant::now(),
+            counts: AtomicU64::new(0),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.opened.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Marks a request in flight until the guard drops.
+    pub fn begin(self: &Arc<Self>) -> Busy {
+        self.counts.fetch_add((1 << 32) | 1, Ordering::Relaxed);
+        self.touch();
+        Busy(self.clone())
+    }
+
+    /// Completes once no request has been in flight for the idle limit.
+    async fn idle(&self, limits: &Limits) {
+        loop {
+            let counts = self.counts.load(Ordering::Relaxed);
+            let (in_flight, begun) = (counts & 0xffff_ffff, counts >> 32);
+            let limit = match begun {
+                0 => limits.header_timeout.min(limits.idle_timeout),
+                _ => limits.idle_timeout,
+            };
+            if in_flight > 0 {
+                tokio::time::sleep(limit).await;
+                continue;
+            }
+            let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// A request in flight on a connection.
+pub struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.counts.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// Counts an open connection in a gauge until dropped.
+pub struct Open<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> Open<'a> {
+    pub fn new(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Open(gauge)
+    }
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

@@ -1,0 +1,149 @@
+//! What one client may hold: the deadline of each phase of a connection,
+//! how many connections and streams are served at once, and how many file
+//! descriptors that may take. docs/configuration.md lists each limit, its
+//! default and what a client sees when it hits it; /metrics counts each.
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// From accept to the first byte of the first request: the PROXY
+    /// header, the TLS handshake and the HTTP/2 preface all fit in it.
+    pub handshake_timeout: Duration,
+    /// A request's headers, from its first byte; on HTTP/1 also the idle
+    /// limit between kept-alive requests (hyper's header read timer).
+    pub header_timeout: Duration,
+    /// A connection with no request in flight this long is closed
+    /// (HTTP/2: GOAWAY). Before its first request it gets only
+    /// `header_timeout`.
+    pub idle_timeout: Duration,
+    /// Client connections served at once (lowered to what the file
+    /// descriptors allow); more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_streams: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_streams: 100,
+        }
+    }
+}
+
+/// The admin listener's limits: few, short connections from scrapers and
+/// probes.
+pub const ADMIN: Limits = Limits {
+    handshake_timeout: Duration::from_secs(5),
+    header_timeout: Duration::from_secs(5),
+    idle_timeout: Duration::from_secs(30),
+    max_connections: 64,
+    max_streams: 1,
+};
+
+/// Descriptors kept back from client connections for everything else:
+/// stdio, listeners, the runtime's epoll and eventfd, the XDP program and
+/// its maps, snapshot and config files, feed downloads.
+pub const RESERVED_FDS: u64 = 128;
+
+/// Raises the soft limit on open files to the hard limit (as nginx's
+/// `worker_rlimit_nofile` would be set by hand) and returns the soft limit
+/// now in force.
+pub fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit through a valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        warn!(error = %std::io::Error::last_os_error(), "reading the open-file limit");
+        return 1024;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads one rlimit through a valid pointer.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            info!(
+                from = lim.rlim_cur,
+                to = lim.rlim_max,
+                "raised the open-file limit"
+            );
+            lim.rlim_cur = lim.rlim_max;
+        } else {
+            warn!(error = %std::io::Error::last_os_error(), "raising the open-file limit");
+        }
+    }
+    lim.rlim_cur
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the open-file limit ({fd_limit}) leaves no descriptor for client connections after \
+     {reserved} for blob checks, the admin listener and files; raise it (ulimit -n, LimitNOFILE=)"
+)]
+pub struct FdLimitTooLow {
+    pub fd_limit: u64,
+    pub reserved: u64,
+}
+
+/// The connection cap that keeps every descriptor the process may need
+/// within `fd_limit`: each client connection takes one, each blob check
+/// one, each pooled idle connection to a backend one.
+pub fn connection_cap(
+    requested: usize,
+    fd_limit: u64,
+    outbound: u64,
+) -> Result<usize, FdLimitTooLow> {
+    let reserved = RESERVED_FDS + ADMIN.max_connections as u64 + outbound;
+    let room = fd_limit.saturating_sub(reserved);
+    if room == 0 {
+        return Err(FdLimitTooLow { fd_limit, reserved });
+    }
+    let cap = usize::try_from(room).unwrap_or(usize::MAX).min(requested);
+    if cap < requested {
+        warn!(
+            requested,
+            cap, fd_limit, reserved, "connection cap lowered to fit the open-file limit"
+        );
+    }
+    Ok(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_fits_the_descriptors() {
+        let reserved = RESERVED_FDS + 64 + 300;
+        for (requested, fd_limit, want) in [
+            (10_000, 1_048_576, Ok(10_000)),
+            (10_000, 1024, Ok(1024 - reserved as usize)),
+            (8, 1024, Ok(8)),
+            (
+                10_000,
+                400,
+                Err(FdLimitTooLow {
+                    fd_limit: 400,
+                    reserved,
+                }),
+            ),
+        ] {
+            assert_eq!(
+                connection_cap(requested, fd_limit, 300),
+                want,
+                "{requested} {fd_limit}"
+            );
+        }
+    }
+}
