@@ -1,118 +1,33 @@
 //! `redirector serve` over real HTTP on loopback, with a local server as
-//! the regional blob backend. Clients from 127.0.0.2 are classified as an
-//! AWS region without a bucket of its own (so the default backend, here
-//! the local server, is checked), 127.0.0.3 as GCP, 127.0.0.1 as in no
-//! feed. The upstream registry is only ever named in Location headers.
-//! Nothing leaves 127.0.0.0/8.
+//! the regional blob backend (see `steer_tests::loopback` for the clients'
+//! classes). Nothing leaves 127.0.0.0/8.
 
 use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpListener},
-    process::{Child, Command, Stdio},
+    net::TcpListener,
+    path::Path,
+    process::Command,
     time::{Duration, Instant},
 };
 
 use steer_tests::{
     feed_server::FeedServer,
-    process::{stdout_lines, wait_for},
-    tcp,
+    loopback::{Options, Redirector, UPSTREAM, get, request, self_signed},
 };
 
 const D1: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
 const D2: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
-const UPSTREAM: &str = "http://127.0.0.1:1";
-
-struct Redirector {
-    child: Child,
-    addr: SocketAddr,
-    admin: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Redirector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn start(bucket: &str, extra: &[&str]) -> Redirector {
-    let dir = tempfile::tempdir().unwrap();
-    let custom = dir.path().join("loopback.csv");
-    std::fs::write(
-        &custom,
-        "127.0.0.2/32,aws,test-1\n127.0.0.3/32,gcp,europe-west1\n",
+    let options = Options {
+        args: extra,
+        ..Options::default()
+    };
+    Redirector::start(
+        Path::new(env!("CARGO_BIN_EXE_redirector")),
+        bucket,
+        &options,
     )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_redirector"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--snapshot",
-            "/nonexistent/x",
-        ])
-        .arg("--custom")
-        .arg(&custom)
-        .args(extra)
-        .env("UPSTREAM_REGISTRY_ENDPOINT", UPSTREAM)
-        .env("UPSTREAM_REGISTRY_PATH", "mirror")
-        .env("DEFAULT_AWS_BASE_URL", bucket)
-        .env_remove("SIGNATURE_UPSTREAM_ENDPOINT")
-        .env_remove("STEER_SNAPSHOT")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start redirector serve");
-    let lines = stdout_lines(&mut child);
-    let line = wait_for(&lines, "steer: serving on");
-    let (addr, admin) = line
-        .strip_prefix("steer: serving on ")
-        .and_then(|l| l.split_once(", admin on "))
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    Redirector {
-        child,
-        addr: addr.parse().unwrap(),
-        admin: admin.parse().unwrap(),
-        _dir: dir,
-    }
-}
-
-fn signal(child: &Child, signal: i32) {
-    // SAFETY: kill on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
-}
-
-/// One raw HTTP/1.1 request from `src`; returns (status, headers, body).
-fn request(to: SocketAddr, src: &str, raw: impl AsRef<[u8]>) -> (u16, String, String) {
-    let mut stream = tcp::connect_from(Some(src), to, Duration::from_secs(10));
-    stream.write_all(raw.as_ref()).unwrap();
-    let mut out = Vec::new();
-    let _ = stream.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_owned(), body.to_owned())
-}
-
-fn get(to: SocketAddr, src: &str, method: &str, path: &str) -> (u16, Option<String>, String) {
-    let (status, head, body) = request(
-        to,
-        src,
-        format!("{method} {path} HTTP/1.1\r\nHost: registry.test\r\nConnection: close\r\n\r\n"),
-    );
-    let location = head
-        .lines()
-        .find_map(|l| l.strip_prefix("location: ").map(str::to_owned));
-    (status, location, body)
 }
 
 fn heads(server: &FeedServer, path: &str) -> usize {
@@ -313,13 +228,13 @@ fn sigterm_lets_in_flight_requests_finish() {
         std::thread::spawn(move || get(addr, "127.0.0.2", "GET", &format!("/v2/pause/blobs/{D1}")));
     // Let the request reach the blob check, then ask the server to stop.
     std::thread::sleep(Duration::from_millis(300));
-    signal(&r.child, libc::SIGTERM);
+    r.process.signal(libc::SIGTERM);
     let (status, location, _) = in_flight.join().unwrap();
     assert_eq!(
         (status, location),
         (307, Some(format!("{base}/containers/images/{D1}")))
     );
-    let exit = r.child.wait().unwrap();
+    let exit = r.process.0.wait().unwrap();
     assert!(exit.success(), "{exit}");
 }
 
@@ -417,7 +332,7 @@ fn config_file_backends_and_reload_keeping_the_last_good_config() {
 
     // A new backend URL arrives with SIGHUP.
     write(&bucket.url("ams"));
-    signal(&r.child, libc::SIGHUP);
+    r.process.signal(libc::SIGHUP);
     let want = Some(format!("{}/containers/images/{D1}", bucket.url("ams")));
     let deadline = Instant::now() + Duration::from_secs(10);
     while get(r.addr, "127.0.0.2", "GET", &blob).1 != want {
@@ -430,7 +345,7 @@ fn config_file_backends_and_reload_keeping_the_last_good_config() {
 
     // A broken file is refused; the last good config keeps serving.
     std::fs::write(&config, "[[backend]]\nname = \"x y\"\n").unwrap();
-    signal(&r.child, libc::SIGHUP);
+    r.process.signal(libc::SIGHUP);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(get(r.addr, "127.0.0.2", "GET", &blob).1, want);
 }
@@ -463,36 +378,7 @@ fn a_bad_config_stops_the_start_with_the_key_named() {
 #[test]
 fn tls_with_alpn_serves_http2_and_http1() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-        ])
-        .args([
-            "-subj",
-            "/CN=registry.test",
-            "-addext",
-            "subjectAltName=DNS:registry.test",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = self_signed(dir.path());
     let bucket = FeedServer::start();
     let r = start(
         &bucket.url("bucket"),

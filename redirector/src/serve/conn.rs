@@ -62,8 +62,9 @@ pub struct Conns {
 /// A connection ready for HTTP: its stream, protocol and client.
 enum Opened {
     Plain(Prefixed<TcpStream>, Protocol, Arc<ConnInfo>),
+    /// Boxed: a TLS session's state is about a kilobyte.
     Tls(
-        Prefixed<tokio_rustls::server::TlsStream<Prefixed<TcpStream>>>,
+        Box<Prefixed<tokio_rustls::server::TlsStream<Prefixed<TcpStream>>>>,
         Protocol,
         Arc<ConnInfo>,
     ),
@@ -128,7 +129,7 @@ impl Conns {
             Ok(Ok(Opened::Plain(io, protocol, conn))) => {
                 return self.http(io, protocol, conn).await;
             }
-            Ok(Ok(Opened::Tls(io, protocol, conn))) => return self.http(io, protocol, conn).await,
+            Ok(Ok(Opened::Tls(io, protocol, conn))) => return self.http(*io, protocol, conn).await,
             Ok(Err(Refused::Closed)) => None,
             Ok(Err(Refused::ProxyHeader)) => Some("proxy_header"),
             Ok(Err(Refused::Tls)) => Some("tls_handshake"),
@@ -186,7 +187,7 @@ impl Conns {
                 })?;
                 let mut io = Prefixed::new(tls, Vec::new());
                 let protocol = sniffed(&mut io).await?;
-                Ok(Opened::Tls(io, protocol, conn))
+                Ok(Opened::Tls(Box::new(io), protocol, conn))
             }
         }
     }
