@@ -29,13 +29,13 @@ pub struct Args {
     /// Service ports: SYNs to these are classified. Repeatable.
     #[arg(long = "port", default_values_t = [80, 443, 8080])]
     ports: Vec<u16>,
-    /// Seconds between counter prints.
-    #[arg(long, default_value_t = 1.0)]
-    interval: f64,
-    /// Seconds between range reloads (0: only on SIGHUP). A reload that
+    /// Time between counter prints (seconds, or a duration such as 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "1", value_parser = crate::duration::positive_flag)]
+    interval: Duration,
+    /// Time between range reloads (0: only on SIGHUP). A reload that
     /// finds nothing changed leaves the kernel maps alone.
-    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
-    reload_interval: f64,
+    #[arg(long, value_name = "DURATION", default_value = "300", value_parser = crate::duration::flag)]
+    reload_interval: Duration,
     /// Pin the maps here (on bpffs) for `redirector explain --kernel`.
     #[arg(long, value_name = "DIR", env = "STEER_PIN_DIR", default_value = DEFAULT_PIN_DIR)]
     pin_dir: PathBuf,
@@ -82,9 +82,9 @@ pub fn run(args: Args) -> Result<()> {
         args.ports,
     );
 
-    let interval = Duration::from_secs_f64(args.interval.max(0.1));
-    let reload_every = (args.reload_interval > 0.0)
-        .then(|| Duration::from_secs_f64(args.reload_interval.max(1.0)));
+    let interval = args.interval.max(Duration::from_millis(100));
+    let reload_every =
+        (!args.reload_interval.is_zero()).then(|| args.reload_interval.max(Duration::from_secs(1)));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

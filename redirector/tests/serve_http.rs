@@ -11,7 +11,7 @@ use std::{
 
 use steer_tests::{
     feed_server::FeedServer,
-    loopback::{Options, Redirector, UPSTREAM, get, request, self_signed},
+    loopback::{Options, Redirector, SERVE_ON_ANY_PORT, UPSTREAM, get, request, self_signed},
 };
 
 const D1: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
@@ -356,14 +356,8 @@ fn a_bad_config_stops_the_start_with_the_key_named() {
     let config = dir.path().join("steer.toml");
     std::fs::write(&config, "[blob_check]\ntimeout = \"soon\"\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_redirector"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--config",
-        ])
+        .args(SERVE_ON_ANY_PORT)
+        .arg("--config")
         .arg(&config)
         .output()
         .unwrap();

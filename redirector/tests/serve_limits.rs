@@ -18,7 +18,7 @@ use std::{
 
 use steer_tests::{
     feed_server::FeedServer,
-    loopback::{Options, Redirector, get, metric, request, self_signed},
+    loopback::{Options, Redirector, SERVE_ON_ANY_PORT, get, metric, request, self_signed},
     process::run_bounded,
     tcp::connect_from,
 };
@@ -456,13 +456,7 @@ fn out_of_range_durations_are_errors_naming_the_flag() {
     ] {
         let mut serve = Command::new(BIN);
         serve
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
+            .args(SERVE_ON_ANY_PORT)
             .arg(match value.strip_prefix('=') {
                 Some(v) => format!("{flag}={v}"),
                 None => flag.to_owned(),

@@ -19,6 +19,15 @@ use crate::{
     tcp,
 };
 
+/// `serve` on ports the kernel picks, public and admin, on 127.0.0.1.
+pub const SERVE_ON_ANY_PORT: [&str; 5] = [
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--admin-listen",
+    "127.0.0.1:0",
+];
+
 /// The upstream every Location names; nothing listens there.
 pub const UPSTREAM: &str = "http://127.0.0.1:1";
 
@@ -62,15 +71,8 @@ impl Redirector {
             None => Command::new(binary),
         };
         command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--snapshot",
-                "/nonexistent/x",
-            ])
+            .args(SERVE_ON_ANY_PORT)
+            .args(["--snapshot", "/nonexistent/x"])
             .arg("--custom")
             .arg(&custom)
             .args(options.args)

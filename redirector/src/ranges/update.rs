@@ -36,9 +36,9 @@ pub struct Args {
     /// Refuse a feed that lost more than this fraction of its prefixes.
     #[arg(long, value_name = "FRACTION", default_value_t = DEFAULT_MAX_SHRINK, value_parser = parse_fraction)]
     max_shrink: f64,
-    /// Seconds allowed for each fetch.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    timeout: f64,
+    /// Time allowed for each fetch (seconds, or a duration such as 2m).
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = crate::duration::positive_flag)]
+    timeout: Duration,
 }
 
 pub fn parse_kind_url(s: &str) -> Result<(FeedKind, String), String> {
@@ -84,7 +84,7 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs_f64(args.timeout.max(0.1))))
+        .timeout_global(Some(args.timeout))
         .http_status_as_error(false)
         .build()
         .into();
