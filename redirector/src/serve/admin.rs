@@ -5,11 +5,9 @@
 
 use std::{
     convert::Infallible,
-    net::SocketAddr,
     sync::{Arc, atomic::Ordering},
 };
 
-use anyhow::{Context as _, Result};
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::{Request, body::Bytes, body::Incoming, server::conn::http1, service::service_fn};
@@ -23,14 +21,8 @@ use tracing::info;
 use super::{
     State, accept,
     conn::{Activity, MAX_HEADER_BYTES, Open, drive},
-    limits::ADMIN,
 };
-
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("admin listener on {addr}"))
-}
+use crate::config::limits::ADMIN;
 
 /// Serves until `stop` turns true, with the limits of [`ADMIN`]: a
 /// connection cap, header and idle deadlines, and accept back-off.

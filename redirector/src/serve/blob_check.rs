@@ -11,9 +11,12 @@
 //! process and `max_per_connection` for one client connection (an HTTP/2
 //! client can ask for many digests at once). A request past either bound
 //! is not checked: its client goes upstream at once, and nothing is
-//! cached for it. The HEAD client keeps few idle connections per host.
+//! cached for it. The HEAD itself is behind [`BlobProbe`], the edge tests
+//! replace.
 
 use std::{
+    future::Future,
+    pin::Pin,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -22,15 +25,12 @@ use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use moka::{Expiry, future::Cache};
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Semaphore;
 use tracing::debug;
 
-use super::{metrics::Metrics, settings::BlobCheckSettings};
-
-type HttpsClient = Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Empty<Bytes>,
->;
+use super::metrics::Metrics;
+use crate::config::settings::BlobCheckSettings;
 
 /// What a check found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,11 +46,64 @@ pub enum Presence {
 /// Idle connections kept open per backend host between checks.
 pub const POOL_IDLE_PER_HOST: usize = 8;
 
-pub struct BlobChecker {
+/// One HEAD of a blob URL. The checker bounds its time and counts it.
+pub trait BlobProbe: Send + Sync {
+    fn head<'a>(&'a self, url: &'a str) -> Pin<Box<dyn Future<Output = Presence> + Send + 'a>>;
+}
+
+type HttpsClient = Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Empty<Bytes>,
+>;
+
+/// HEAD over HTTP(S): 200 is found, 404 missing, anything else failed.
+pub struct HttpProbe {
     client: HttpsClient,
-    /// Tests: the URLs that are present; no request is sent.
-    #[cfg(test)]
-    fixed: Option<std::collections::HashSet<String>>,
+}
+
+impl HttpProbe {
+    pub fn new(settings: &BlobCheckSettings) -> HttpProbe {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST.min(settings.max_in_flight))
+            .build(https);
+        HttpProbe { client }
+    }
+}
+
+impl BlobProbe for HttpProbe {
+    fn head<'a>(&'a self, url: &'a str) -> Pin<Box<dyn Future<Output = Presence> + Send + 'a>> {
+        Box::pin(async move {
+            let Ok(request) = hyper::Request::head(url).body(Empty::new()) else {
+                return Presence::Failed;
+            };
+            match self.client.request(request).await {
+                Ok(resp) if resp.status() == 200 => Presence::Found,
+                Ok(resp) if resp.status() == 404 => Presence::Missing,
+                Ok(resp) => {
+                    debug!(
+                        url,
+                        status = resp.status().as_u16(),
+                        "blob check answered neither 200 nor 404"
+                    );
+                    Presence::Failed
+                }
+                Err(e) => {
+                    debug!(url, error = %e, "blob check failed");
+                    Presence::Failed
+                }
+            }
+        })
+    }
+}
+
+pub struct BlobChecker {
+    probe: Arc<dyn BlobProbe>,
     cache: Cache<String, Presence>,
     timeout: Duration,
     metrics: Arc<Metrics>,
@@ -63,10 +116,10 @@ pub struct BlobChecker {
 struct Busy;
 
 /// Counts a check in flight until dropped (also when its client leaves).
-struct InFlight<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+struct InFlight<'a>(&'a Gauge);
 
 impl<'a> InFlight<'a> {
-    fn new(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+    fn new(gauge: &'a Gauge) -> Self {
         gauge.inc();
         InFlight(gauge)
     }
@@ -84,12 +137,7 @@ struct Ttl {
 }
 
 impl Expiry<String, Presence> for Ttl {
-    fn expire_after_create(
-        &self,
-        _: &String,
-        value: &Presence,
-        _: std::time::Instant,
-    ) -> Option<Duration> {
+    fn expire_after_create(&self, _: &String, value: &Presence, _: Instant) -> Option<Duration> {
         Some(match value {
             Presence::Found => self.found,
             Presence::Missing | Presence::Failed | Presence::Busy => self.missing,
@@ -98,16 +146,11 @@ impl Expiry<String, Presence> for Ttl {
 }
 
 impl BlobChecker {
-    pub fn new(settings: &BlobCheckSettings, metrics: Arc<Metrics>) -> BlobChecker {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
-            .build(https);
+    pub fn new(
+        settings: &BlobCheckSettings,
+        metrics: Arc<Metrics>,
+        probe: Arc<dyn BlobProbe>,
+    ) -> BlobChecker {
         metrics.blob_check_limit.set(settings.max_in_flight as i64);
         let cache = Cache::builder()
             .max_capacity(settings.capacity)
@@ -117,9 +160,7 @@ impl BlobChecker {
             })
             .build();
         BlobChecker {
-            client,
-            #[cfg(test)]
-            fixed: None,
+            probe,
             cache,
             timeout: settings.timeout,
             metrics,
@@ -155,56 +196,16 @@ impl BlobChecker {
             .unwrap_or(Presence::Busy)
     }
 
-    /// A checker that answers from `found` without any request (tests).
-    #[cfg(test)]
-    pub fn fixed(
-        settings: &BlobCheckSettings,
-        metrics: Arc<Metrics>,
-        found: &[&str],
-    ) -> BlobChecker {
-        let mut checker = BlobChecker::new(settings, metrics);
-        checker.fixed = Some(found.iter().map(|s| (*s).to_owned()).collect());
-        checker
-    }
-
     async fn head(&self, url: &str) -> Presence {
         self.metrics.blob_checks.inc();
-        #[cfg(test)]
-        if let Some(found) = &self.fixed {
-            return if found.contains(url) {
-                Presence::Found
-            } else {
-                Presence::Missing
-            };
-        }
         let start = Instant::now();
-        let request = match hyper::Request::head(url).body(Empty::new()) {
-            Ok(r) => r,
-            Err(_) => return Presence::Failed,
-        };
-        let result = tokio::time::timeout(self.timeout, self.client.request(request)).await;
+        let result = tokio::time::timeout(self.timeout, self.probe.head(url)).await;
         self.metrics
             .blob_check_seconds
             .observe(start.elapsed().as_secs_f64());
-        match result {
-            Ok(Ok(resp)) if resp.status() == 200 => Presence::Found,
-            Ok(Ok(resp)) if resp.status() == 404 => Presence::Missing,
-            Ok(Ok(resp)) => {
-                debug!(
-                    url,
-                    status = resp.status().as_u16(),
-                    "blob check answered neither 200 nor 404"
-                );
-                Presence::Failed
-            }
-            Ok(Err(e)) => {
-                debug!(url, error = %e, "blob check failed");
-                Presence::Failed
-            }
-            Err(_) => {
-                debug!(url, timeout = ?self.timeout, "blob check timed out");
-                Presence::Failed
-            }
-        }
+        result.unwrap_or_else(|_| {
+            debug!(url, timeout = ?self.timeout, "blob check timed out");
+            Presence::Failed
+        })
     }
 }

@@ -33,10 +33,11 @@ use tokio::{
 };
 use tracing::debug;
 
+use crate::config::limits::Limits;
+
 use super::{
     State,
     handler::{self, ConnInfo, Source},
-    limits::Limits,
     metrics::Metrics,
     prefixed::{Prefixed, Protocol, sniff},
     proxy_protocol,

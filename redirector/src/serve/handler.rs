@@ -10,13 +10,15 @@ use steer_user::Class;
 use tracing::info;
 
 use super::{
-    Settings, State,
+    State,
     blob_check::Presence,
     metrics::{RequestLabels, Target},
 };
-use redirector::routes::{Route, blob_location, route, upstream_location};
-
-use crate::backends::Choice;
+use crate::{
+    backends::Choice,
+    config::settings::Settings,
+    routes::{Route, blob_location, route, upstream_location},
+};
 
 /// Which table answered for a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

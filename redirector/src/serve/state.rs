@@ -11,8 +11,8 @@ use steer_user::{
     ranges::{RangeSources, Ranges},
 };
 
-use super::{Settings, blob_check::BlobChecker, handler::Source, metrics::Metrics};
-use crate::reload::Reload;
+use super::{blob_check::BlobChecker, handler::Source, metrics::Metrics};
+use crate::{config::settings::Settings, reload::Reload};
 
 pub struct State {
     /// Swapped whole when the config file is reloaded.

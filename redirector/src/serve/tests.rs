@@ -1,44 +1,81 @@
 //! The registry Go service's handler test cases, run against `handle`
 //! with the same settings, plus what steer adds (query strings, grammar).
-//! Blob checks answer from a fixed set: no request leaves the process.
+//! Blob checks answer from a fixed set through a fake probe that counts
+//! its calls: no request leaves the process.
 
 use std::{
+    collections::HashSet,
+    future::Future,
     net::SocketAddr,
-    sync::{Arc, RwLock},
+    pin::Pin,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use http::{Method, StatusCode, header};
 use steer_user::ranges::RangeSources;
 
 use super::{
-    State,
+    BlobProbe, Presence, State,
     blob_check::BlobChecker,
     handler::{ConnInfo, handle},
-    settings::{BlobCheckSettings, Settings},
 };
+use crate::config::{Config, Layer, settings};
+
+/// Answers found for the URLs it was given, missing for every other, and
+/// counts the HEADs it was asked for.
+struct FakeProbe {
+    found: HashSet<String>,
+    calls: AtomicUsize,
+}
+
+impl BlobProbe for FakeProbe {
+    fn head<'a>(&'a self, url: &'a str) -> Pin<Box<dyn Future<Output = Presence> + Send + 'a>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let found = self.found.contains(url);
+        Box::pin(async move {
+            if found {
+                Presence::Found
+            } else {
+                Presence::Missing
+            }
+        })
+    }
+}
 
 const D: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
 const EU_WEST_3: &str =
     "https://prod-registry-k8s-io-eu-west-3.s3.dualstack.eu-west-3.amazonaws.com";
 
 fn state(vars: &[(&str, &str)], found: &[&str]) -> State {
-    let settings = Settings::from_env(|k| {
+    state_with_probe(vars, found).0
+}
+
+fn state_with_probe(vars: &[(&str, &str)], found: &[&str]) -> (State, Arc<FakeProbe>) {
+    let env = |k: &str| {
         vars.iter()
             .find(|(n, _)| *n == k)
             .map(|(_, v)| (*v).to_owned())
-    })
-    .unwrap();
+    };
+    let settings = Config::resolve(env, Layer::default()).unwrap().settings;
     // The embedded ranges, as a fresh machine has them.
     let ranges = RangeSources::default().load(None).unwrap().ranges;
     let metrics = Arc::new(super::metrics::Metrics::default());
-    State {
-        checker: BlobChecker::fixed(&BlobCheckSettings::default(), metrics.clone(), found),
+    let probe = Arc::new(FakeProbe {
+        found: found.iter().map(|s| (*s).to_owned()).collect(),
+        calls: AtomicUsize::new(0),
+    });
+    let state = State {
+        checker: BlobChecker::new(&settings.blob_check, metrics.clone(), probe.clone()),
         metrics,
         ready: std::sync::atomic::AtomicBool::new(true),
         settings: RwLock::new(Arc::new(settings)),
         served: RwLock::new(Arc::new(super::Served::new(ranges))),
         steer: None,
-    }
+    };
+    (state, probe)
 }
 
 /// (method, URL path and query, client address, status, Location).
@@ -111,8 +148,8 @@ async fn go_service_make_handler_cases() {
     let up = "https://us-central1-docker.pkg.dev/v2/k8s-artifacts-prod/images";
     let redirect = StatusCode::TEMPORARY_REDIRECT;
     let cases: Vec<Case> = vec![
-        ("GET", "/".into(), NOWHERE, redirect, Some(super::settings::INFO_URL.into())),
-        ("GET", "/privacy".into(), NOWHERE, redirect, Some(super::settings::PRIVACY_URL.into())),
+        ("GET", "/".into(), NOWHERE, redirect, Some(settings::INFO_URL.into())),
+        ("GET", "/privacy".into(), NOWHERE, redirect, Some(settings::PRIVACY_URL.into())),
         ("GET", "/v3/".into(), NOWHERE, StatusCode::NOT_FOUND, None),
         ("GET", "/v2/".into(), NOWHERE, StatusCode::OK, None),
         ("GET", "/v2".into(), NOWHERE, StatusCode::OK, None),
@@ -266,7 +303,7 @@ async fn go_service_v2_handler_cases() {
 
 #[tokio::test]
 async fn blob_checks_are_cached() {
-    let s = state(&[], &[&format!("{EU_WEST_3}/containers/images/{D}")]);
+    let (s, probe) = state_with_probe(&[], &[&format!("{EU_WEST_3}/containers/images/{D}")]);
     let cases: Vec<Case> = (0..3)
         .map(|_| {
             (
@@ -287,6 +324,11 @@ async fn blob_checks_are_cached() {
             m.blob_cache_hits.get()
         ),
         (1, 1, 2)
+    );
+    assert_eq!(
+        probe.calls.load(Ordering::SeqCst),
+        1,
+        "one HEAD for three pulls"
     );
     let text = m.encode();
     assert!(
@@ -315,14 +357,14 @@ async fn forwarded_clients_are_classified_per_request() {
     let up =
         format!("https://us-central1-docker.pkg.dev/v2/k8s-artifacts-prod/images/pause/blobs/{D}");
     let s = state(&[], &[&bucket]);
-    let set = |s: &State, f: super::client_addr::Forwarded| {
+    let set = |s: &State, f: crate::forwarded::Forwarded| {
         let mut new = (*s.settings()).clone();
         new.forwarded = f;
         *s.settings.write().unwrap() = Arc::new(new);
     };
     set(
         &s,
-        super::client_addr::Forwarded::Trusted(vec!["127.0.0.0/8".parse().unwrap()]),
+        crate::forwarded::Forwarded::Trusted(vec!["127.0.0.0/8".parse().unwrap()]),
     );
     let redirect = StatusCode::TEMPORARY_REDIRECT;
     assert_eq!(
@@ -342,7 +384,7 @@ async fn forwarded_clients_are_classified_per_request() {
             "{odd:.20}"
         );
     }
-    set(&s, super::client_addr::Forwarded::SecondToLast);
+    set(&s, crate::forwarded::Forwarded::SecondToLast);
     assert_eq!(
         location_with_xff(&s, NOWHERE, Some("35.180.1.1, 130.211.0.5")).await,
         (redirect, Some(bucket))

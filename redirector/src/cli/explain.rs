@@ -6,16 +6,14 @@ use std::{fmt::Write as _, net::IpAddr, path::PathBuf};
 use anyhow::{Context as _, Result};
 use steer_user::{CLASS_UNKNOWN, LiveMaps, ranges::Ranges};
 
+use super::{DEFAULT_PIN_DIR, range_args::RangeArgs};
 use crate::{
     backends::{Backends, Choice, DEFAULT_AWS_BASE_URL},
-    range_args::RangeArgs,
+    config::{Config, Layer},
 };
 
-/// Where a running instance pins its maps unless told otherwise.
-pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/steer";
-
 #[derive(clap::Args)]
-pub struct Args {
+pub struct ExplainArgs {
     /// Addresses to explain (IPv4 or IPv6).
     #[arg(required = true, value_name = "IP")]
     addrs: Vec<IpAddr>,
@@ -35,21 +33,26 @@ pub struct Args {
     ranges: RangeArgs,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: ExplainArgs) -> Result<()> {
     let ranges = args
         .ranges
         .sources()
         .load(None)
         .context("loading ranges")?
         .ranges;
-    let backends = match &args.config {
+    let (backends, drop) = match &args.config {
         Some(path) => {
-            let defaults = crate::serve::Settings::from_env(|k| std::env::var(k).ok())?;
-            crate::config::Config::read(path, defaults)?
-                .settings
-                .backends
+            let flags = Layer {
+                file: Some(path.clone()),
+                ..Layer::default()
+            };
+            let c = Config::resolve(|k| std::env::var(k).ok(), flags)?;
+            (c.settings.backends, c.drop)
         }
-        None => Backends::registry_k8s_io(&args.default_aws_base_url),
+        None => (
+            Backends::registry_k8s_io(&args.default_aws_base_url),
+            Vec::new(),
+        ),
     };
     let live = if args.kernel {
         Some(LiveMaps::open(&args.pin_dir).with_context(|| {
@@ -63,7 +66,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let mut out = String::new();
     for &addr in &args.addrs {
-        explain(&mut out, addr, &ranges, &backends, live.as_ref())?;
+        explain(&mut out, addr, &ranges, &backends, &drop, live.as_ref())?;
     }
     print!("{out}");
     Ok(())
@@ -74,6 +77,7 @@ fn explain(
     addr: IpAddr,
     ranges: &Ranges,
     backends: &Backends,
+    drop: &[steer_user::Class],
     live: Option<&LiveMaps>,
 ) -> Result<()> {
     let table = &ranges.table;
@@ -120,6 +124,9 @@ fn explain(
         out,
         "  backend  {backend} for blobs; other requests go upstream"
     );
+    if drop.contains(&class) {
+        let _ = writeln!(out, "  policy   drop: XDP refuses its SYNs ([policy] drop)");
+    }
     if let Some(live) = live {
         let k = live
             .lookup(addr)

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use steer_user::feeds::{FeedKind, FeedOrigin, Snapshot, SnapshotFeed};
 
-use crate::range_args::{DEFAULT_SNAPSHOT, parse_kind_path};
+use super::range_args::{DEFAULT_SNAPSHOT, parse_kind_path};
 
 #[derive(clap::Subcommand)]
 pub enum Command {

@@ -1,13 +1,11 @@
-//! What `redirector serve` needs to answer requests, from the same
-//! environment variables as the registry's Go service, so that a
-//! deployment of it can switch binaries without a config change.
+//! What a request needs to be answered: the upstream, the backends, the
+//! blob checks and where the client address comes from. Swapped whole on
+//! SIGHUP; defaults live here and nowhere else.
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
-
-use super::client_addr::Forwarded;
-use crate::backends::{Backends, DEFAULT_AWS_BASE_URL};
+use super::ConfigError;
+use crate::{backends::Backends, forwarded::Forwarded};
 
 pub const INFO_URL: &str = "https://github.com/kubernetes/k8s.io/tree/main/registry.k8s.io";
 pub const PRIVACY_URL: &str = "https://www.linuxfoundation.org/privacy-policy/";
@@ -59,44 +57,9 @@ impl Default for BlobCheckSettings {
     }
 }
 
-impl Settings {
-    /// From the Go service's variables: UPSTREAM_REGISTRY_ENDPOINT,
-    /// UPSTREAM_REGISTRY_PATH, SIGNATURE_UPSTREAM_ENDPOINT and
-    /// DEFAULT_AWS_BASE_URL (PORT is read with the listeners).
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Settings> {
-        let var = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
-        let upstream = base_url(
-            "UPSTREAM_REGISTRY_ENDPOINT",
-            &var("UPSTREAM_REGISTRY_ENDPOINT", DEFAULT_UPSTREAM),
-        )?;
-        let upstream_path = plain_path(
-            "UPSTREAM_REGISTRY_PATH",
-            &var("UPSTREAM_REGISTRY_PATH", DEFAULT_UPSTREAM_PATH),
-        )?;
-        let signature_upstream = match get("SIGNATURE_UPSTREAM_ENDPOINT") {
-            Some(s) if !s.is_empty() => Some(base_url("SIGNATURE_UPSTREAM_ENDPOINT", &s)?),
-            _ => None,
-        };
-        let default_aws = base_url(
-            "DEFAULT_AWS_BASE_URL",
-            &var("DEFAULT_AWS_BASE_URL", DEFAULT_AWS_BASE_URL),
-        )?;
-        Ok(Settings {
-            upstream,
-            upstream_path,
-            signature_upstream,
-            info_url: INFO_URL.to_owned(),
-            privacy_url: PRIVACY_URL.to_owned(),
-            backends: Backends::registry_k8s_io(&default_aws),
-            blob_check: BlobCheckSettings::default(),
-            forwarded: Forwarded::Peer,
-        })
-    }
-}
-
 /// A path prefix inside the upstream registry: slashes trimmed, only
 /// plain segments (it goes into every upstream Location).
-pub fn plain_path(what: &str, path: &str) -> Result<String> {
+pub fn plain_path(what: &str, path: &str) -> Result<String, ConfigError> {
     let path = path.trim_matches('/');
     if path
         .bytes()
@@ -106,26 +69,30 @@ pub fn plain_path(what: &str, path: &str) -> Result<String> {
             .any(|s| s == ".." || s == "." || s.is_empty())
             && !path.is_empty()
     {
-        bail!("{what}: `{path}` is not a plain path");
+        return Err(ConfigError::new(format!(
+            "{what}: `{path}` is not a plain path"
+        )));
     }
     Ok(path.to_owned())
 }
 
 /// `scheme://host[:port][/path]`, http or https, no query, no trailing
 /// slash: everything a Location header is built from must be this clean.
-pub fn base_url(what: &str, url: &str) -> Result<String> {
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{what}: `{url}` is not a URL: {e}"))?;
+pub fn base_url(what: &str, url: &str) -> Result<String, ConfigError> {
+    let bad = |why: &str| Err(ConfigError::new(format!("{what}: `{url}` {why}")));
+    let uri: http::Uri = match url.parse() {
+        Ok(u) => u,
+        Err(e) => return bad(&format!("is not a URL: {e}")),
+    };
     match uri.scheme_str() {
         Some("http" | "https") => {}
-        _ => bail!("{what}: `{url}` must start with http:// or https://"),
+        _ => return bad("must start with http:// or https://"),
     }
     if uri.host().is_none_or(str::is_empty) {
-        bail!("{what}: `{url}` has no host");
+        return bad("has no host");
     }
     if uri.query().is_some() || url.contains('#') {
-        bail!("{what}: `{url}` must not have a query or fragment");
+        return bad("must not have a query or fragment");
     }
     Ok(url.trim_end_matches('/').to_owned())
 }
@@ -142,9 +109,13 @@ mod tests {
         }
     }
 
+    fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        Ok(crate::config::Config::resolve(get, crate::config::Layer::default())?.settings)
+    }
+
     #[test]
     fn defaults_are_registry_k8s_io() {
-        let s = Settings::from_env(env(&[])).unwrap();
+        let s = from_env(env(&[])).unwrap();
         assert_eq!(s.upstream, DEFAULT_UPSTREAM);
         assert_eq!(s.upstream_path, DEFAULT_UPSTREAM_PATH);
         assert_eq!(s.signature_upstream, None);
@@ -174,10 +145,10 @@ mod tests {
                 "DEFAULT_AWS_BASE_URL",
             ),
         ] {
-            let err = Settings::from_env(env(&vars)).unwrap_err().to_string();
+            let err = from_env(env(&vars)).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
         }
-        let s = Settings::from_env(env(&[
+        let s = from_env(env(&[
             ("UPSTREAM_REGISTRY_ENDPOINT", "https://k8s.gcr.io/"),
             ("UPSTREAM_REGISTRY_PATH", "/"),
             ("SIGNATURE_UPSTREAM_ENDPOINT", ""),

@@ -18,7 +18,7 @@ use steer_user::{
 };
 use tracing::warn;
 
-use crate::range_args::{DEFAULT_SNAPSHOT, parse_fraction};
+use crate::cli::range_args::{DEFAULT_SNAPSHOT, parse_fraction};
 
 /// Feeds are a few MB (AWS about 2.5 MB); anything far larger is wrong.
 const MAX_FEED_BYTES: u64 = 64 << 20;
@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long, value_name = "FRACTION", default_value_t = DEFAULT_MAX_SHRINK, value_parser = parse_fraction)]
     max_shrink: f64,
     /// Time allowed for each fetch (seconds, or a duration such as 2m).
-    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = crate::duration::positive_flag)]
+    #[arg(long, value_name = "DURATION", default_value = "60", value_parser = crate::config::duration::positive_flag)]
     timeout: Duration,
 }
 

@@ -11,15 +11,18 @@ use std::{
 use anyhow::{Context as _, Result};
 use steer_user::{
     AttachMode, Class, ClassCounters, Outcome, Steer,
-    ranges::{RangeSources, Ranges, chain},
+    ranges::{RangeSources, Ranges},
 };
-use tokio::signal::unix::{SignalKind, signal};
-use tracing::warn;
 
-use crate::{explain::DEFAULT_PIN_DIR, parse_mode, range_args::RangeArgs, reload::Reload};
+use super::{DEFAULT_PIN_DIR, parse_mode, range_args::RangeArgs};
+use crate::{
+    control::{Control, Event},
+    reload::Reload,
+    xdp,
+};
 
 #[derive(clap::Args)]
-pub struct Args {
+pub struct WatchArgs {
     /// Interface to attach to.
     #[arg(long, default_value = "lo")]
     iface: String,
@@ -30,11 +33,11 @@ pub struct Args {
     #[arg(long = "port", default_values_t = [80, 443, 8080])]
     ports: Vec<u16>,
     /// Time between counter prints (seconds, or a duration such as 500ms).
-    #[arg(long, value_name = "DURATION", default_value = "1", value_parser = crate::duration::positive_flag)]
+    #[arg(long, value_name = "DURATION", default_value = "1", value_parser = crate::config::duration::positive_flag)]
     interval: Duration,
     /// Time between range reloads (0: only on SIGHUP). A reload that
     /// finds nothing changed leaves the kernel maps alone.
-    #[arg(long, value_name = "DURATION", default_value = "300", value_parser = crate::duration::flag)]
+    #[arg(long, value_name = "DURATION", default_value = "300", value_parser = crate::config::duration::flag)]
     reload_interval: Duration,
     /// Pin the maps here (on bpffs) for `redirector explain --kernel`.
     #[arg(long, value_name = "DIR", env = "STEER_PIN_DIR", default_value = DEFAULT_PIN_DIR)]
@@ -46,31 +49,17 @@ pub struct Args {
     ranges: RangeArgs,
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: WatchArgs) -> Result<()> {
     let sources = args.ranges.sources();
     let mut ranges = sources.load(None).context("loading ranges")?.ranges;
-    let mut steer = Steer::load().context("loading the XDP classifier (needs root or CAP_BPF)")?;
-    steer
-        .load_table(ranges.table.clone())
-        .context("loading ranges into the XDP maps")?;
-    steer
-        .set_service_ports(&args.ports)
-        .context("setting service ports")?;
-    if !args.no_pin {
-        // Best effort: explain --kernel needs it, classification does not.
-        if let Err(e) = steer.pin(&args.pin_dir) {
-            warn!(error = %chain(&e), "maps not pinned; `explain --kernel` will not see them");
-        }
-    }
-    steer
-        .attach(&args.iface, args.mode)
-        .with_context(|| match args.mode {
-            AttachMode::Native => format!(
-                "{} may have no native XDP support (lo never has): try --mode auto or generic",
-                args.iface
-            ),
-            _ => format!("attaching to {}", args.iface),
-        })?;
+    let pin_dir = (!args.no_pin).then_some(args.pin_dir.as_path());
+    let mut steer = xdp::bring_up(
+        ranges.table.clone(),
+        &args.ports,
+        &args.iface,
+        args.mode,
+        pin_dir,
+    )?;
     let table = &ranges.table;
     println!(
         "steer: XDP on {} ({} mode), {} IPv4 + {} IPv6 prefixes in {} classes, service ports {:?}. Ctrl-C to stop.",
@@ -83,20 +72,14 @@ pub fn run(args: Args) -> Result<()> {
     );
 
     let interval = args.interval.max(Duration::from_millis(100));
-    let reload_every =
-        (!args.reload_interval.is_zero()).then(|| args.reload_interval.max(Duration::from_secs(1)));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async {
-        let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-        let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+        let mut control =
+            Control::new(args.reload_interval).context("installing signal handlers")?;
         let mut ticker = tokio::time::interval(interval);
-        // A far-off first tick stands in for "never" when the timer is off.
-        let period = reload_every.unwrap_or(Duration::from_secs(365 * 24 * 3600));
-        let mut reload_timer =
-            tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut last = Snapshot::read(&steer)?;
         ticker.tick().await;
         loop {
@@ -106,12 +89,10 @@ pub fn run(args: Args) -> Result<()> {
                     print!("{}", now.report(&last));
                     last = now;
                 }
-                _ = hup.recv() => reload(&sources, &mut ranges, &mut steer, "SIGHUP"),
-                _ = reload_timer.tick(), if reload_every.is_some() => {
-                    reload(&sources, &mut ranges, &mut steer, "timer")
-                }
-                _ = tokio::signal::ctrl_c() => break,
-                _ = term.recv() => break,
+                event = control.next() => match event {
+                    Event::Reload(why) => reload(&sources, &mut ranges, &mut steer, why),
+                    Event::Stop => break,
+                },
             }
         }
         anyhow::Ok(())

@@ -1,0 +1,67 @@
+//! The operator CLI: clap types for every command, and the commands that
+//! are only front ends (`watch`, `explain`, `ranges`). `serve` turns its
+//! flags into the config model and starts [`crate::serve::Server`].
+
+pub mod explain;
+pub mod range_args;
+pub mod ranges;
+pub mod serve;
+pub mod watch;
+
+use clap::{Parser, Subcommand};
+use steer_user::AttachMode;
+
+/// Where a running instance pins its maps unless told otherwise.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/steer";
+
+#[derive(Parser)]
+#[command(
+    name = "redirector",
+    version,
+    about = "steer: send each pull to the mirror nearest the client"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve registry redirects: blobs to the backend nearest the client,
+    /// everything else to the upstream registry. Configured like the
+    /// registry's Go service (PORT, UPSTREAM_REGISTRY_ENDPOINT, ...).
+    Serve(Box<serve::ServeArgs>),
+    /// Attach the XDP classifier to an interface and print live per-class
+    /// SYN counters until Ctrl-C or SIGTERM, then detach. Reloads the
+    /// ranges on SIGHUP and on a timer.
+    Watch(watch::WatchArgs),
+    /// Show how addresses are classified: prefix, class, feed, backend.
+    Explain(explain::ExplainArgs),
+    /// Build, fetch and show the ranges snapshot.
+    #[command(subcommand)]
+    Ranges(ranges::Command),
+}
+
+impl Command {
+    /// Services log what they do; one-shot commands only what went wrong.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Watch(_) | Command::Serve(_) => "info",
+            Command::Explain(_) | Command::Ranges(_) => "warn",
+        }
+    }
+}
+
+/// Runs one command to its end.
+pub fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Watch(args) => watch::run(args),
+        Command::Serve(args) => serve::run(*args),
+        Command::Explain(args) => explain::run(args),
+        Command::Ranges(command) => ranges::run(command),
+    }
+}
+
+fn parse_mode(s: &str) -> Result<AttachMode, String> {
+    s.parse()
+}

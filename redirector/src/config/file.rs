@@ -1,0 +1,304 @@
+//! The config file of `redirector serve` (TOML) as a [`Layer`]: every key
+//! optional, each validated here so an error names it. The keys are in
+//! docs/configuration.md.
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use steer_user::Class;
+
+use super::{ConfigError, Layer, TlsFiles, duration, settings};
+use crate::{
+    backends::{Backend, Backends},
+    forwarded::Forwarded,
+};
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+macro_rules! bail {
+    ($($arg:tt)*) => { return Err(ConfigError::new(format!($($arg)*))) };
+}
+
+macro_rules! err {
+    ($($arg:tt)*) => { ConfigError::new(format!($($arg)*)) };
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    upstream: Upstream,
+    #[serde(default)]
+    backend: Vec<BackendEntry>,
+    fallback: Option<Fallback>,
+    #[serde(default)]
+    blob_check: BlobCheck,
+    #[serde(default)]
+    client: Client,
+    #[serde(default)]
+    server: Server,
+    policy: Option<Policy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Policy {
+    /// `provider/region` classes whose SYNs XDP drops.
+    #[serde(default)]
+    drop: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Upstream {
+    registry: Option<String>,
+    path: Option<String>,
+    signature: Option<String>,
+    info_url: Option<String>,
+    privacy_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackendEntry {
+    name: String,
+    base_url: String,
+    /// `provider/region` classes this backend serves.
+    #[serde(default)]
+    serves: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fallback {
+    /// Per provider: the backend for its regions no backend lists.
+    #[serde(default)]
+    nearest: HashMap<String, String>,
+    /// A backend name, or "upstream", for clients in no feed.
+    unknown: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct BlobCheck {
+    timeout: Option<String>,
+    cache_entries: Option<u64>,
+    found_ttl: Option<String>,
+    missing_ttl: Option<String>,
+    max_in_flight: Option<usize>,
+    max_per_connection: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Client {
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    /// "peer", "trusted" (the default when trusted_proxies is set) or
+    /// "second-to-last".
+    forwarded: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Server {
+    listen: Option<String>,
+    admin: Option<String>,
+    proxy_protocol: Option<bool>,
+    tls_cert: Option<std::path::PathBuf>,
+    tls_key: Option<std::path::PathBuf>,
+    handshake_timeout: Option<String>,
+    header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<usize>,
+    max_streams: Option<u32>,
+    grace: Option<String>,
+    reload_interval: Option<String>,
+}
+
+/// Parses and validates a config file's text; an error names the key
+/// (TOML syntax errors come with line and column from the parser).
+pub fn parse(text: &str) -> Result<Layer> {
+    let file: File = toml::from_str(text).map_err(|e| err!("{}", e.to_string().trim_end()))?;
+    let mut l = Layer::default();
+    let u = &file.upstream;
+    let url = |key: &str, v: &Option<String>| {
+        v.as_deref().map(|v| settings::base_url(key, v)).transpose()
+    };
+    l.upstream = url("upstream.registry", &u.registry)?;
+    l.upstream_path = u
+        .path
+        .as_deref()
+        .map(|p| settings::plain_path("upstream.path", p))
+        .transpose()?;
+    l.signature_upstream = match u.signature.as_deref() {
+        None => None,
+        Some("") => Some(None),
+        Some(sig) => Some(Some(settings::base_url("upstream.signature", sig)?)),
+    };
+    l.info_url = url("upstream.info_url", &u.info_url)?;
+    l.privacy_url = url("upstream.privacy_url", &u.privacy_url)?;
+    if !file.backend.is_empty() || file.fallback.is_some() {
+        l.backends = Some(backends(&file.backend, file.fallback.as_ref())?);
+    }
+    let b = &file.blob_check;
+    let dur =
+        |key: &str, v: &Option<String>| v.as_deref().map(|t| any_duration(key, t)).transpose();
+    let timeout =
+        |key: &str, v: &Option<String>| v.as_deref().map(|t| positive(key, t)).transpose();
+    l.blob_check_timeout = timeout("blob_check.timeout", &b.timeout)?;
+    l.blob_cache_entries = b.cache_entries;
+    l.blob_found_ttl = dur("blob_check.found_ttl", &b.found_ttl)?;
+    l.blob_missing_ttl = dur("blob_check.missing_ttl", &b.missing_ttl)?;
+    l.max_blob_checks = at_least_one("blob_check.max_in_flight", b.max_in_flight)?;
+    l.max_blob_checks_per_connection =
+        at_least_one("blob_check.max_per_connection", b.max_per_connection)?;
+    l.forwarded = forwarded(&file.client)?;
+    let f = &file.server;
+    let addr = |key: &str, v: &Option<String>| -> Result<Option<SocketAddr>> {
+        v.as_deref()
+            .map(|a| {
+                a.parse()
+                    .map_err(|_| err!("{key}: `{a}` is not an address:port"))
+            })
+            .transpose()
+    };
+    l.listen = addr("server.listen", &f.listen)?;
+    l.admin = addr("server.admin", &f.admin)?;
+    l.proxy_protocol = f.proxy_protocol;
+    l.tls = match (&f.tls_cert, &f.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, None) => None,
+        _ => bail!("server.tls_cert, server.tls_key: give both or neither"),
+    };
+    l.handshake_timeout = timeout("server.handshake_timeout", &f.handshake_timeout)?;
+    l.header_timeout = timeout("server.header_timeout", &f.header_timeout)?;
+    l.idle_timeout = timeout("server.idle_timeout", &f.idle_timeout)?;
+    l.max_connections = at_least_one("server.max_connections", f.max_connections)?;
+    l.max_streams =
+        at_least_one("server.max_streams", f.max_streams.map(|n| n as usize))?.map(|n| n as u32);
+    l.grace = dur("server.grace", &f.grace)?;
+    l.reload_interval = dur("server.reload_interval", &f.reload_interval)?;
+    l.drop = match &file.policy {
+        None => None,
+        Some(p) => Some(
+            p.drop
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    parse_class(c)
+                        .ok_or_else(|| err!("policy.drop[{i}]: `{c}` is not provider/region"))
+                })
+                .collect::<Result<_>>()?,
+        ),
+    };
+    Ok(l)
+}
+
+fn backends(entries: &[BackendEntry], fallback: Option<&Fallback>) -> Result<Backends> {
+    let mut list = Vec::new();
+    let mut by_class = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let key = format!("backend[{i}]");
+        if e.name.is_empty()
+            || e.name == "upstream"
+            || !e
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            bail!(
+                "{key}.name: `{}` must be letters, digits, - or _ (and not `upstream`)",
+                e.name
+            );
+        }
+        if list.iter().any(|b: &Backend| *b.name == *e.name) {
+            bail!("{key}.name: `{}` is used twice", e.name);
+        }
+        let base_url = settings::base_url(&format!("{key}.base_url"), &e.base_url)?;
+        for (j, c) in e.serves.iter().enumerate() {
+            let class = parse_class(c)
+                .ok_or_else(|| err!("{key}.serves[{j}]: `{c}` is not provider/region"))?;
+            if let Some(other) = by_class.insert(class, list.len()) {
+                let other: &Backend = &list[other];
+                bail!(
+                    "{key}.serves[{j}]: `{c}` is already served by `{}`",
+                    other.name
+                );
+            }
+        }
+        list.push(Backend {
+            name: e.name.as_str().into(),
+            base_url,
+        });
+    }
+    let find = |key: String, name: &str| -> Result<usize> {
+        list.iter()
+            .position(|b| &*b.name == name)
+            .ok_or_else(|| err!("{key}: no backend named `{name}`"))
+    };
+    let mut nearest = HashMap::new();
+    let mut unknown = None;
+    if let Some(f) = fallback {
+        for (provider, name) in &f.nearest {
+            nearest.insert(
+                provider.clone(),
+                find(format!("fallback.nearest.{provider}"), name)?,
+            );
+        }
+        unknown = match f.unknown.as_deref() {
+            None | Some("upstream") => None,
+            Some(name) => Some(find("fallback.unknown".into(), name)?),
+        };
+    }
+    Ok(Backends::new(list, by_class, nearest, unknown))
+}
+
+pub fn parse_class(s: &str) -> Option<Class> {
+    let (provider, region) = s.split_once('/')?;
+    let ok = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+    (ok(provider) && ok(region)).then(|| Class {
+        provider: provider.to_owned(),
+        region: region.to_owned(),
+    })
+}
+
+fn any_duration(key: &str, s: &str) -> Result<Duration> {
+    duration::parse(s).map_err(|e| err!("{key}: {e}"))
+}
+
+fn positive(key: &str, s: &str) -> Result<Duration> {
+    duration::parse_positive(s).map_err(|e| err!("{key}: {e}"))
+}
+
+fn at_least_one(key: &str, n: Option<usize>) -> Result<Option<usize>> {
+    if n == Some(0) {
+        bail!("{key}: must be at least 1");
+    }
+    Ok(n)
+}
+
+fn forwarded(c: &Client) -> Result<Option<Forwarded>> {
+    let proxies = c
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.parse::<IpNet>()
+                .map_err(|_| err!("client.trusted_proxies[{i}]: `{p}` is not a CIDR"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(match c.forwarded.as_deref() {
+        None if proxies.is_empty() => None,
+        None | Some("trusted") if !proxies.is_empty() => Some(Forwarded::Trusted(proxies)),
+        Some("trusted") => bail!("client.forwarded: `trusted` needs client.trusted_proxies"),
+        Some("peer") => Some(Forwarded::Peer),
+        Some("second-to-last") => Some(Forwarded::SecondToLast),
+        Some(other) => bail!("client.forwarded: `{other}` is not peer, trusted or second-to-last"),
+        None => None,
+    })
+}

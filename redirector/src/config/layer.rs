@@ -1,0 +1,124 @@
+//! One layer of settings: what the environment, the config file or the
+//! command line says, each key optional. Layers stack (a later one wins
+//! key by key) and the stack is resolved once, with the defaults, into a
+//! [`Config`](super::Config).
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use steer_user::Class;
+
+use super::settings::{DEFAULT_UPSTREAM, DEFAULT_UPSTREAM_PATH, base_url, plain_path};
+use super::{ConfigError, TlsFiles};
+use crate::{
+    backends::{Backends, DEFAULT_AWS_BASE_URL},
+    forwarded::Forwarded,
+};
+
+macro_rules! layer {
+    ($( $(#[$doc:meta])* $field:ident: $ty:ty, )*) => {
+        /// Every key optional; see the module docs.
+        #[derive(Clone, Debug, Default)]
+        pub struct Layer {
+            $( $(#[$doc])* pub $field: Option<$ty>, )*
+        }
+
+        impl Layer {
+            /// `top` over `self`: each key `top` sets wins.
+            pub fn under(self, top: Layer) -> Layer {
+                Layer { $( $field: top.$field.or(self.$field), )* }
+            }
+        }
+    };
+}
+
+layer! {
+    /// Scheme and host of the upstream registry.
+    upstream: String,
+    /// Path prefix inside the upstream registry.
+    upstream_path: String,
+    /// Where cosign tags go; `Some(None)`: explicitly none.
+    signature_upstream: Option<String>,
+    info_url: String,
+    privacy_url: String,
+    /// A backend table (from the file); replaces registry.k8s.io's.
+    backends: Backends,
+    /// The registry.k8s.io table's base URL for AWS regions without a bucket.
+    default_aws_base_url: String,
+    blob_check_timeout: Duration,
+    blob_cache_entries: u64,
+    blob_found_ttl: Duration,
+    blob_missing_ttl: Duration,
+    max_blob_checks: usize,
+    max_blob_checks_per_connection: usize,
+    forwarded: Forwarded,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    proxy_protocol: bool,
+    tls: TlsFiles,
+    handshake_timeout: Duration,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: usize,
+    max_streams: u32,
+    grace: Duration,
+    reload_interval: Duration,
+    /// Classes whose SYNs XDP drops.
+    drop: Vec<Class>,
+    /// The config file this layer stack read (for reloads).
+    file: PathBuf,
+}
+
+impl Layer {
+    /// The registry Go service's variables: PORT,
+    /// UPSTREAM_REGISTRY_ENDPOINT, UPSTREAM_REGISTRY_PATH,
+    /// SIGNATURE_UPSTREAM_ENDPOINT and DEFAULT_AWS_BASE_URL. An error names
+    /// the variable.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> {
+        let mut l = Layer::default();
+        if let Some(p) = get("PORT") {
+            let port: u16 = p
+                .parse()
+                .map_err(|_| ConfigError::new(format!("PORT: `{p}` is not a port")))?;
+            l.listen = Some(SocketAddr::from(([0u16; 8], port)));
+        }
+        if let Some(u) = get("UPSTREAM_REGISTRY_ENDPOINT") {
+            l.upstream = Some(base_url("UPSTREAM_REGISTRY_ENDPOINT", &u)?);
+        }
+        if let Some(p) = get("UPSTREAM_REGISTRY_PATH") {
+            l.upstream_path = Some(plain_path("UPSTREAM_REGISTRY_PATH", &p)?);
+        }
+        if let Some(s) = get("SIGNATURE_UPSTREAM_ENDPOINT") {
+            l.signature_upstream = Some(match s.as_str() {
+                "" => None,
+                s => Some(base_url("SIGNATURE_UPSTREAM_ENDPOINT", s)?),
+            });
+        }
+        if let Some(d) = get("DEFAULT_AWS_BASE_URL") {
+            l.default_aws_base_url = Some(base_url("DEFAULT_AWS_BASE_URL", &d)?);
+        }
+        Ok(l)
+    }
+
+    /// The backend table this stack resolves to.
+    pub fn backend_table(&self) -> Backends {
+        self.backends.clone().unwrap_or_else(|| {
+            Backends::registry_k8s_io(
+                self.default_aws_base_url
+                    .as_deref()
+                    .unwrap_or(DEFAULT_AWS_BASE_URL),
+            )
+        })
+    }
+
+    pub fn upstream_or_default(&self) -> String {
+        self.upstream
+            .clone()
+            .unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned())
+    }
+
+    pub fn upstream_path_or_default(&self) -> String {
+        self.upstream_path
+            .clone()
+            .unwrap_or_else(|| DEFAULT_UPSTREAM_PATH.to_owned())
+    }
+}

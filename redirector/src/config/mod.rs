@@ -1,0 +1,202 @@
+//! The one config model of `redirector serve` (and what `explain` shows
+//! of it): the registry Go service's environment, then the config file,
+//! then flags, each a [`Layer`], resolved once into a [`Config`] with the
+//! defaults, which are written once (in [`settings`] and [`limits`]).
+//! Durations read the same everywhere ([`duration`]). docs/configuration.md
+//! is the reference.
+
+pub mod duration;
+mod file;
+mod layer;
+pub mod limits;
+pub mod settings;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use steer_user::{AttachMode, Class, ranges::RangeSources};
+
+pub use layer::Layer;
+use limits::Limits;
+use settings::{BlobCheckSettings, INFO_URL, PRIVACY_URL, Settings};
+
+/// A setting that cannot be used; the message names the variable, key or
+/// flag (and the file).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError(message.into())
+    }
+}
+
+/// A PEM certificate chain and its key: the listener serves TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Classification by XDP on an interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XdpConfig {
+    pub iface: String,
+    pub mode: AttachMode,
+    /// Where to pin the maps for `explain --kernel`; None: no pins.
+    pub pin_dir: Option<PathBuf>,
+}
+
+/// Where the public listener goes when nothing says (the Go service's
+/// PORT default).
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 8080);
+pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 1)),
+    9102,
+);
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(300);
+/// Larger connection caps are typos: a process cannot hold them.
+pub const MAX_CONNECTIONS: usize = 1 << 24;
+
+/// Everything `serve` runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// What requests are answered with; swapped whole on SIGHUP.
+    pub settings: Settings,
+    /// Classes whose SYNs XDP drops (`[policy] drop`); applied on start
+    /// and on SIGHUP.
+    pub drop: Vec<Class>,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub proxy_protocol: bool,
+    pub tls: Option<TlsFiles>,
+    pub limits: Limits,
+    /// Drain time after SIGTERM.
+    pub grace: Duration,
+    /// Between range reloads; zero: only on SIGHUP.
+    pub reload_interval: Duration,
+    pub xdp: Option<XdpConfig>,
+    pub ranges: RangeSources,
+    /// The flags it was resolved with, to resolve again on SIGHUP.
+    flags: Layer,
+}
+
+impl Config {
+    /// The environment (through `env`), then the config file that
+    /// `flags.file` names, if any, then `flags`.
+    pub fn resolve(
+        env: impl Fn(&str) -> Option<String>,
+        flags: Layer,
+    ) -> Result<Config, ConfigError> {
+        let mut stack = Layer::from_env(&env)?;
+        if let Some(path) = &flags.file {
+            stack = stack.under(read_file(path)?);
+        }
+        Config::from_layers(stack.under(flags.clone()), flags)
+    }
+
+    /// Resolves again from the same flags, the current environment and
+    /// the file as it is now (SIGHUP). Listeners, limits, XDP and range
+    /// sources are kept from `self`: only settings and policy take effect.
+    pub fn reread(&self) -> Result<Config, ConfigError> {
+        let new = Config::resolve(|k| std::env::var(k).ok(), self.flags.clone())?;
+        Ok(Config {
+            settings: new.settings,
+            drop: new.drop,
+            ..self.clone()
+        })
+    }
+
+    /// The config file, if one was read.
+    pub fn file(&self) -> Option<&Path> {
+        self.flags.file.as_deref()
+    }
+
+    fn from_layers(l: Layer, flags: Layer) -> Result<Config, ConfigError> {
+        let b = BlobCheckSettings::default();
+        let blob_check = BlobCheckSettings {
+            timeout: l.blob_check_timeout.unwrap_or(b.timeout),
+            capacity: l.blob_cache_entries.unwrap_or(b.capacity),
+            found_ttl: l.blob_found_ttl.unwrap_or(b.found_ttl),
+            missing_ttl: l.blob_missing_ttl.unwrap_or(b.missing_ttl),
+            max_in_flight: at_least_one("max blob checks", l.max_blob_checks)?
+                .unwrap_or(b.max_in_flight),
+            max_per_connection: at_least_one(
+                "max blob checks per connection",
+                l.max_blob_checks_per_connection,
+            )?
+            .unwrap_or(b.max_per_connection),
+        };
+        let settings = Settings {
+            upstream: l.upstream_or_default(),
+            upstream_path: l.upstream_path_or_default(),
+            signature_upstream: l.signature_upstream.clone().flatten(),
+            info_url: l.info_url.clone().unwrap_or_else(|| INFO_URL.to_owned()),
+            privacy_url: l
+                .privacy_url
+                .clone()
+                .unwrap_or_else(|| PRIVACY_URL.to_owned()),
+            backends: l.backend_table(),
+            blob_check,
+            forwarded: l.forwarded.clone().unwrap_or_default(),
+        };
+        let d = Limits::default();
+        let max_connections = l.max_connections.unwrap_or(d.max_connections);
+        if !(1..=MAX_CONNECTIONS).contains(&max_connections) {
+            return Err(ConfigError::new(format!(
+                "max connections: `{max_connections}` is not from 1 to {MAX_CONNECTIONS}"
+            )));
+        }
+        let max_streams = l.max_streams.unwrap_or(d.max_streams);
+        if max_streams == 0 {
+            return Err(ConfigError::new("max streams: must be at least 1"));
+        }
+        let limits = Limits {
+            handshake_timeout: l.handshake_timeout.unwrap_or(d.handshake_timeout),
+            header_timeout: l.header_timeout.unwrap_or(d.header_timeout),
+            idle_timeout: l.idle_timeout.unwrap_or(d.idle_timeout),
+            max_connections,
+            max_streams,
+        };
+        Ok(Config {
+            settings,
+            drop: l.drop.unwrap_or_default(),
+            listen: l.listen.unwrap_or(DEFAULT_LISTEN),
+            admin: l.admin.unwrap_or(DEFAULT_ADMIN),
+            proxy_protocol: l.proxy_protocol.unwrap_or(false),
+            tls: l.tls,
+            limits,
+            grace: l.grace.unwrap_or(DEFAULT_GRACE),
+            reload_interval: l.reload_interval.unwrap_or(DEFAULT_RELOAD_INTERVAL),
+            xdp: None,
+            ranges: RangeSources::default(),
+            flags,
+        })
+    }
+}
+
+/// Reads and validates a config file into a layer; errors start with the
+/// file's path.
+pub fn read_file(path: &Path) -> Result<Layer, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(format!("reading {}: {e}", path.display())))?;
+    let mut layer =
+        file::parse(&text).map_err(|e| ConfigError::new(format!("{}: {e}", path.display())))?;
+    layer.file = Some(path.to_owned());
+    Ok(layer)
+}
+
+fn at_least_one(what: &str, n: Option<usize>) -> Result<Option<usize>, ConfigError> {
+    match n {
+        Some(0) => Err(ConfigError::new(format!("{what}: must be at least 1"))),
+        n => Ok(n),
+    }
+}
