@@ -292,7 +292,7 @@ fn explain_shows_the_backend_of_the_config_file() {
     let config = dir.path().join("steer.toml");
     std::fs::write(
         &config,
-        "[[backend]]\nname = \"paris\"\nbase_url = \"https://paris.example.org\"\nserves = [\"aws/eu-west-3\"]\n",
+        "[[backend]]\nname = \"paris\"\nbase_url = \"https://paris.example.org\"\nserves = [\"aws/eu-west-3\"]\n\n[policy]\ndrop = [\"aws/eu-west-3\"]\n",
     )
     .unwrap();
     let out = redirector(&[
@@ -314,4 +314,6 @@ fn explain_shows_the_backend_of_the_config_file() {
         t.contains("3.2.1.5\n") && t.contains("backend  upstream registry"),
         "{t}"
     );
+    // The drop policy shows for its class only.
+    assert_eq!(t.matches("policy   drop").count(), 1, "{t}");
 }

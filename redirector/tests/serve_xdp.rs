@@ -1,13 +1,16 @@
 //! `redirector serve` with XDP attached, across network namespaces: a
 //! client from a real AWS address gets its blob from the backend of its
 //! region, and the metrics show that XDP's record of the SYN answered,
-//! not a userspace search. Needs root. Every address here exists only
+//! not a userspace search; a `[policy] drop` in the config file drops the
+//! class's SYNs in the kernel after SIGHUP, and passes them once removed.
+//! Needs root. Every address here exists only
 //! inside the test's namespaces; the backend is a server in the
 //! redirector's own namespace.
 
 use std::{
     net::{IpAddr, SocketAddr},
     process::Stdio,
+    time::{Duration, Instant},
 };
 
 use steer_tests::{
@@ -15,7 +18,7 @@ use steer_tests::{
     feed_server::FeedServer,
     netns::{Netns, veth},
     process::{Running, root_or_skip, stdout_lines, wait_for},
-    tcp::http_get,
+    tcp::{http_get, try_connect_from},
 };
 
 const D: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
@@ -124,6 +127,42 @@ fn direct_clients_are_classified_by_xdp() {
     ] {
         assert!(metrics.contains(want), "missing {want} in\n{metrics}");
     }
+
+    // `[policy] drop` from the config file, applied on SIGHUP: the
+    // class's SYNs are dropped in XDP; taken out again, they pass.
+    let connects = |src: &'static str| {
+        cli.spawn(move || try_connect_from(Some(src), server, Duration::from_millis(500)).is_ok())
+            .join()
+            .unwrap()
+    };
+    let policy = |drop: &str| {
+        let text = std::fs::read_to_string(&config).unwrap();
+        let base = text.split("[policy]").next().unwrap().to_owned();
+        std::fs::write(&config, format!("{base}[policy]\ndrop = [{drop}]\n")).unwrap();
+        running.signal(libc::SIGHUP);
+    };
+    let until = |want: bool| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while connects(AWS4) != want {
+            assert!(Instant::now() < deadline, "policy never took effect");
+        }
+    };
+    policy("\"aws/eu-west-3\"");
+    until(false);
+    assert!(connects(UNLISTED4), "another class was dropped too");
+    let metrics = srv
+        .spawn(move || http_get(None, admin, "/metrics"))
+        .join()
+        .unwrap();
+    let dropped = r#"steer_xdp_dropped_syns_total{provider="aws",region="eu-west-3"} "#;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.strip_prefix(dropped).is_some_and(|n| n != "0")),
+        "{metrics}"
+    );
+    policy("");
+    until(true);
     // Stopped from inside its namespace, where its wake-up can reach it.
     srv.spawn(move || drop(bucket)).join().unwrap();
 }
