@@ -7,26 +7,50 @@
 //! generation number to `STEER_ACTIVE`: one write switches every lookup, no
 //! address reads unknown in between, and a flow slot written before the
 //! switch still names its generation, so its class id keeps its meaning.
+//!
+//! [`Generations`] is that logic alone, over [`GenerationMaps`]: the
+//! kernel's maps in production (`kernel_maps`), a shadow in memory in the
+//! unit tests, so fill, switch, retire and class names are tested without
+//! root as well as against the kernel.
 
-use std::{sync::Arc, time::Instant};
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
-use aya::{
-    Ebpf,
-    maps::{Array, MapData, PerCpuArray, PerCpuValues, lpm_trie::Key},
-    util::nr_cpus,
-};
-use steer_ebpf::{CLASS_NAME_LEN, map_names};
+use ipnet::{Ipv4Net, Ipv6Net};
 use tracing::info;
 
-use super::{
-    Steer, add,
-    maps::{clear_lpm, remove_lpm, stale, typed_map, typed_map_mut, v4_key, v6_key, write_lpm},
-};
 use crate::{CLASS_UNKNOWN, Class, ClassCounters, Error, MAX_CLASSES, Policy, RangeTable};
+
+/// The per-class counters, read. `index` is a generation's slot (its
+/// number's low bit).
+pub trait CounterMaps {
+    /// Counters of ids `0..=count` in slot `index`, summed over CPUs.
+    fn counters(&self, index: u32, count: u32) -> Result<Vec<ClassCounters>, Error>;
+}
+
+/// The classifier's maps as a table load writes them.
+pub trait GenerationMaps: CounterMaps {
+    fn zero_counters(&mut self, index: u32, count: u32) -> Result<(), Error>;
+    /// Empties both tries of slot `index` (contents unknown).
+    fn clear_tries(&mut self, index: u32) -> Result<(), Error>;
+    fn remove_prefixes(&mut self, index: u32, v4: &[Ipv4Net], v6: &[Ipv6Net]) -> Result<(), Error>;
+    /// Writes every prefix of `table`; returns whether one batch write
+    /// per trie was used.
+    fn write_prefixes(
+        &mut self,
+        index: u32,
+        table: &RangeTable,
+        mode: WriteMode,
+    ) -> Result<bool, Error>;
+    /// The name of class `id` in slot `index`; None clears it.
+    fn set_class_name(&mut self, index: u32, id: u32, class: Option<&Class>) -> Result<(), Error>;
+    fn set_policy(&mut self, index: u32, id: u32, policy: Policy) -> Result<(), Error>;
+    /// The one write that switches every lookup to `generation`.
+    fn set_active(&mut self, generation: u32) -> Result<(), Error>;
+}
 
 /// What one map generation holds.
 #[derive(Default)]
-pub(super) struct Slot {
+struct Slot {
     generation: Option<u32>,
     table: Option<Arc<RangeTable>>,
     /// A write to this generation failed half way: its tries hold an
@@ -34,18 +58,8 @@ pub(super) struct Slot {
     dirty: bool,
 }
 
-impl Slot {
-    pub(super) fn generation(&self) -> Option<u32> {
-        self.generation
-    }
-
-    pub(super) fn table(&self) -> Option<&Arc<RangeTable>> {
-        self.table.as_ref()
-    }
-}
-
 /// The class XDP recorded for a flow: an id in the table of `generation`
-/// (see [`Steer::table_of`]). Class 0 is unknown.
+/// (see [`Generations::table_of`]). Class 0 is unknown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowClass {
     pub generation: u32,
@@ -77,18 +91,49 @@ pub struct TableLoad {
     pub elapsed: std::time::Duration,
 }
 
-impl Steer {
-    /// Loads `table` into the inactive map generation and switches to it.
-    ///
-    /// Lookups use the previous table until the one write that switches;
-    /// on error nothing switches and the previous table keeps serving.
-    pub fn load_table(&mut self, table: Arc<RangeTable>) -> Result<TableLoad, Error> {
-        self.load_table_using(table, WriteMode::Batch)
+/// A shadow of what each generation holds, and the rules for changing it.
+#[derive(Default)]
+pub struct Generations {
+    /// The active generation number; 0 until the first table is loaded
+    /// (then every SYN reads unknown).
+    generation: u32,
+    /// Indexed by generation & 1.
+    slots: [Slot; 2],
+    policies: BTreeMap<Class, Policy>,
+    /// Counters of generations that were since overwritten, by class.
+    retired: BTreeMap<Class, ClassCounters>,
+}
+
+impl Generations {
+    /// The active generation number (0 before any table was loaded).
+    pub fn generation(&self) -> u32 {
+        self.generation
     }
 
-    /// [`Steer::load_table`] with a chosen way of writing the tries.
-    pub fn load_table_using(
+    /// The table of `generation`, while the maps still hold it: the active
+    /// generation and the one before it.
+    pub fn table_of(&self, generation: u32) -> Option<&Arc<RangeTable>> {
+        let slot = &self.slots[(generation & 1) as usize];
+        (slot.generation == Some(generation))
+            .then_some(slot.table.as_ref())
+            .flatten()
+    }
+
+    /// The generation whose low byte is `epoch`, if its table (or, before
+    /// any load, the empty generation 0) is still known.
+    pub fn by_epoch(&self, epoch: u8) -> Option<u32> {
+        let g = [self.generation, self.generation.wrapping_sub(1)]
+            .into_iter()
+            .find(|g| *g as u8 == epoch)?;
+        (g == 0 || self.table_of(g).is_some()).then_some(g)
+    }
+
+    /// Loads `table` into the inactive generation and switches to it.
+    /// Lookups use the previous table until the one write that switches;
+    /// on error nothing switches and the previous table keeps serving.
+    pub fn load_table(
         &mut self,
+        maps: &mut impl GenerationMaps,
         table: Arc<RangeTable>,
         mode: WriteMode,
     ) -> Result<TableLoad, Error> {
@@ -106,53 +151,47 @@ impl Steer {
         // leaves it to be emptied before its next use.
         self.slots[index as usize].dirty = true;
 
-        for (class, c) in read_counters(&self.ebpf, index, slot.table.as_ref())? {
+        for (class, c) in named_counters(maps, index, slot.table.as_ref())? {
             add(self.retired.entry(class).or_default(), &c);
         }
-        let held = slot.table.as_ref().map_or(0, |t| t.class_count());
-        zero_counters(&mut self.ebpf, index, held)?;
+        let held = slot.table.as_ref().map_or(0, |t| t.class_count()) as u32;
+        maps.zero_counters(index, held)?;
 
-        let [v4_name, v6_name] = [
-            map_names::LPM_V4[index as usize],
-            map_names::LPM_V6[index as usize],
-        ];
-        let (stale_v4, stale_v6) = match (&slot.table, slot.dirty) {
-            (Some(old), false) => (
-                stale(old.v4(), table.v4(), v4_key),
-                stale(old.v6(), table.v6(), v6_key),
-            ),
-            (None, false) => (Vec::new(), Vec::new()),
+        let removed = match (&slot.table, slot.dirty) {
+            (Some(old), false) => {
+                let v4 = stale(old.v4(), table.v4());
+                let v6 = stale(old.v6(), table.v6());
+                maps.remove_prefixes(index, &v4, &v6)?;
+                v4.len() + v6.len()
+            }
+            (None, false) => 0,
             (_, true) => {
-                clear_lpm::<[u8; 4]>(&mut self.ebpf, v4_name)?;
-                clear_lpm::<[u8; 16]>(&mut self.ebpf, v6_name)?;
-                (Vec::new(), Vec::new())
+                maps.clear_tries(index)?;
+                0
             }
         };
-        remove_lpm(&mut self.ebpf, v4_name, &stale_v4)?;
-        remove_lpm(&mut self.ebpf, v6_name, &stale_v6)?;
+        let batched = maps.write_prefixes(index, &table, mode)?;
 
-        let batch = mode == WriteMode::Batch;
-        let v4_keys: Vec<Key<[u8; 4]>> = table.v4().iter().map(|(n, _)| v4_key(n)).collect();
-        let v4_vals: Vec<u32> = table.v4().iter().map(|&(_, c)| c).collect();
-        let v6_keys: Vec<Key<[u8; 16]>> = table.v6().iter().map(|(n, _)| v6_key(n)).collect();
-        let v6_vals: Vec<u32> = table.v6().iter().map(|&(_, c)| c).collect();
-        let batched_v4 = write_lpm(&mut self.ebpf, v4_name, &v4_keys, &v4_vals, batch)?;
-        let batched_v6 = write_lpm(&mut self.ebpf, v6_name, &v6_keys, &v6_vals, batch)?;
-
-        self.write_class_slices(index, &table, held)?;
-
-        let name = map_names::ACTIVE;
-        let mut active: Array<&mut MapData, u32> = typed_map_mut(&mut self.ebpf, name)?;
-        active
-            .set(0, next, 0)
-            .map_err(|source| Error::Map { name, source })?;
+        // Names and policies of the new table; ids the old table had
+        // beyond the new count are cleared so tools never show a stale
+        // name and the slice is clean for the next reuse.
+        for (id, class) in table.classes() {
+            maps.set_class_name(index, id, Some(class))?;
+            let p = self.policies.get(class).copied().unwrap_or_default();
+            maps.set_policy(index, id, p)?;
+        }
+        for id in table.class_count() as u32 + 1..=held {
+            maps.set_class_name(index, id, None)?;
+            maps.set_policy(index, id, Policy::Pass)?;
+        }
+        maps.set_active(next)?;
 
         let load = TableLoad {
             generation: next,
-            v4: v4_keys.len(),
-            v6: v6_keys.len(),
-            removed: stale_v4.len() + stale_v6.len(),
-            batched: batch && batched_v4 && batched_v6,
+            v4: table.v4().len(),
+            v6: table.v6().len(),
+            removed,
+            batched,
             elapsed: start.elapsed(),
         };
         self.generation = next;
@@ -173,128 +212,78 @@ impl Steer {
         Ok(load)
     }
 
-    /// Class names and policies of the new table, in generation `index`'s
-    /// slice; names of ids the old table had beyond the new count are
-    /// cleared so tools never show a stale name.
-    fn write_class_slices(
+    /// Sets the policy of `class`, now and in every table loaded later.
+    /// Policies are kept by name, so they survive reloads that renumber
+    /// classes.
+    pub fn set_policy(
         &mut self,
-        index: u32,
-        table: &RangeTable,
-        held: usize,
+        maps: &mut impl GenerationMaps,
+        class: &Class,
+        policy: Policy,
     ) -> Result<(), Error> {
-        let base = index * MAX_CLASSES;
-        let name = map_names::CLASS_NAMES;
-        let mut names: Array<&mut MapData, [u8; CLASS_NAME_LEN]> =
-            typed_map_mut(&mut self.ebpf, name)?;
-        for (id, class) in table.classes() {
-            names
-                .set(base + id, encode_name(class), 0)
-                .map_err(|source| Error::Map { name, source })?;
-        }
-        for id in table.class_count() + 1..=held {
-            names
-                .set(base + id as u32, [0; CLASS_NAME_LEN], 0)
-                .map_err(|source| Error::Map { name, source })?;
-        }
-
-        let name = map_names::POLICY;
-        let mut policy: Array<&mut MapData, u32> = typed_map_mut(&mut self.ebpf, name)?;
-        for (id, class) in table.classes() {
-            let p = self.policies.get(class).copied().unwrap_or_default();
-            policy
-                .set(base + id, p as u32, 0)
-                .map_err(|source| Error::Map { name, source })?;
-        }
-        // Ids the new table does not have are never looked up, but keep
-        // the slice clean for the next reuse.
-        for id in table.class_count() + 1..=held {
-            policy
-                .set(base + id as u32, Policy::Pass as u32, 0)
-                .map_err(|source| Error::Map { name, source })?;
+        self.policies.insert(class.clone(), policy);
+        let index = self.generation & 1;
+        if let Some(id) = self.slots[index as usize]
+            .table
+            .as_ref()
+            .and_then(|t| t.class_id(&class.provider, &class.region))
+        {
+            maps.set_policy(index, id, policy)?;
         }
         Ok(())
     }
+
+    /// SYN counters per class name, summed over every generation since
+    /// load (unknown is [`Class::unknown`]).
+    pub fn class_counters(
+        &self,
+        maps: &impl CounterMaps,
+    ) -> Result<BTreeMap<Class, ClassCounters>, Error> {
+        let mut sums = self.retired.clone();
+        for index in 0..2u32 {
+            let table = self.slots[index as usize].table.as_ref();
+            for (class, c) in named_counters(maps, index, table)? {
+                add(sums.entry(class).or_default(), &c);
+            }
+        }
+        Ok(sums)
+    }
 }
 
-/// Per-class counters of generation `index`, summed over CPUs, by class
-/// name. With no table, the generation only ever counted unknown.
-pub(super) fn read_counters(
-    ebpf: &Ebpf,
+/// Counters of slot `index` by class name. With no table, the generation
+/// only ever counted unknown.
+fn named_counters(
+    maps: &impl CounterMaps,
     index: u32,
     table: Option<&Arc<RangeTable>>,
 ) -> Result<Vec<(Class, ClassCounters)>, Error> {
-    let name = map_names::CLASS_COUNTERS;
-    let map: PerCpuArray<&MapData, ClassCounters> = typed_map(ebpf, name)?;
     let count = table.map_or(0, |t| t.class_count()) as u32;
-    (CLASS_UNKNOWN..=count)
-        .map(|id| {
-            let per_cpu = map
-                .get(&(index * MAX_CLASSES + id), 0)
-                .map_err(|source| Error::Map { name, source })?;
-            let mut sum = ClassCounters::default();
-            per_cpu.iter().for_each(|c| add(&mut sum, c));
+    let counters = maps.counters(index, count)?;
+    Ok((CLASS_UNKNOWN..=count)
+        .zip(counters)
+        .map(|(id, c)| {
             let class = table
                 .and_then(|t| t.class(id).cloned())
                 .unwrap_or_else(Class::unknown);
-            Ok((class, sum))
+            (class, c)
         })
+        .collect())
+}
+
+/// `old` prefixes that `new` (sorted) no longer has.
+fn stale<N: Ord + Copy>(old: &[(N, u32)], new: &[(N, u32)]) -> Vec<N> {
+    old.iter()
+        .filter(|(n, _)| new.binary_search_by(|(m, _)| m.cmp(n)).is_err())
+        .map(|(n, _)| *n)
         .collect()
 }
 
-fn zero_counters(ebpf: &mut Ebpf, index: u32, held: usize) -> Result<(), Error> {
-    let name = map_names::CLASS_COUNTERS;
-    let cpus = nr_cpus().map_err(|(_, source)| Error::MapSyscall {
-        name,
-        op: "counting possible CPUs",
-        source,
-    })?;
-    let mut map: PerCpuArray<&mut MapData, ClassCounters> = typed_map_mut(ebpf, name)?;
-    for id in 0..=held as u32 {
-        let zeros =
-            PerCpuValues::try_from(vec![ClassCounters::default(); cpus]).map_err(|source| {
-                Error::MapSyscall {
-                    name,
-                    op: "building per-CPU values",
-                    source,
-                }
-            })?;
-        map.set(index * MAX_CLASSES + id, zeros, 0)
-            .map_err(|source| Error::Map { name, source })?;
-    }
-    Ok(())
-}
-
-/// `provider\0region\0`, zero padded. Feed parsers keep names short enough.
-pub(super) fn encode_name(class: &Class) -> [u8; CLASS_NAME_LEN] {
-    let mut out = [0u8; CLASS_NAME_LEN];
-    let text = format!("{}\0{}", class.provider, class.region);
-    let n = text.len().min(CLASS_NAME_LEN - 1);
-    out[..n].copy_from_slice(&text.as_bytes()[..n]);
-    out
-}
-
-/// The inverse of [`encode_name`]; `None` for an empty entry.
-pub(super) fn decode_name(raw: &[u8; CLASS_NAME_LEN]) -> Option<Class> {
-    let mut parts = raw.split(|&b| b == 0);
-    let provider = std::str::from_utf8(parts.next()?).ok()?;
-    let region = std::str::from_utf8(parts.next()?).ok()?;
-    (!provider.is_empty()).then(|| Class {
-        provider: provider.to_owned(),
-        region: region.to_owned(),
-    })
+pub(super) fn add(sum: &mut ClassCounters, c: &ClassCounters) {
+    sum.syns += c.syns;
+    sum.bytes += c.bytes;
+    sum.dropped += c.dropped;
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn class_names_round_trip() {
-        let c = Class {
-            provider: "aws".into(),
-            region: "eu-west-3".into(),
-        };
-        assert_eq!(decode_name(&encode_name(&c)), Some(c));
-        assert_eq!(decode_name(&[0; CLASS_NAME_LEN]), None);
-    }
-}
+#[path = "generations_tests.rs"]
+mod tests;

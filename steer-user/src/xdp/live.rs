@@ -13,7 +13,7 @@ use aya::{
 use steer_ebpf::{CLASS_NAME_LEN, map_names};
 use tracing::warn;
 
-use super::generations::decode_name;
+use super::kernel_maps::decode_name;
 use crate::{CLASS_UNKNOWN, Class, Error, MAX_CLASSES};
 
 /// The maps a reader needs, plus the counters for bpftool users.

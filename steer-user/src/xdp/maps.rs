@@ -92,14 +92,6 @@ pub(super) fn clear_lpm<K: aya::Pod>(ebpf: &mut Ebpf, name: &'static str) -> Res
     remove_lpm(ebpf, name, &keys)
 }
 
-/// Keys of `old` prefixes that `new` (sorted) no longer has.
-pub(super) fn stale<N: Ord, K>(old: &[(N, u32)], new: &[(N, u32)], key: fn(&N) -> K) -> Vec<K> {
-    old.iter()
-        .filter(|(n, _)| new.binary_search_by(|(m, _)| m.cmp(n)).is_err())
-        .map(|(n, _)| key(n))
-        .collect()
-}
-
 pub(super) fn v4_key(net: &Ipv4Net) -> Key<[u8; 4]> {
     Key::new(u32::from(net.prefix_len()), net.network().octets())
 }

@@ -11,6 +11,7 @@
 //! - `live`: the maps pinned in bpffs, read by other processes.
 
 mod generations;
+mod kernel_maps;
 mod live;
 mod maps;
 
@@ -33,12 +34,11 @@ use aya::{
 use steer_ebpf::{FlowKey, map_names, program_names};
 use tracing::{debug, info, warn};
 
-pub use generations::{FlowClass, TableLoad, WriteMode};
+pub use generations::{CounterMaps, FlowClass, GenerationMaps, Generations, TableLoad, WriteMode};
 pub use live::{LiveAnswer, LiveMaps};
 
 use crate::{
-    Class, ClassCounters, Error, MAX_CLASSES, Outcome, PacketCounters, Policy, RangeTable,
-    flow_slots::FlowSlots,
+    Class, ClassCounters, Error, Outcome, PacketCounters, Policy, RangeTable, flow_slots::FlowSlots,
 };
 use maps::{typed_map, typed_map_mut};
 
@@ -103,14 +103,8 @@ pub struct Steer {
     flows: FlowSlots,
     links: Vec<(String, XdpLinkId)>,
     service_ports: BTreeSet<u16>,
-    /// The active generation number; 0 until the first table is loaded
-    /// (then every SYN reads unknown).
-    generation: u32,
-    /// What each map generation holds, indexed by generation & 1.
-    slots: [generations::Slot; 2],
-    policies: BTreeMap<Class, Policy>,
-    /// Counters of generations that were since overwritten, by class.
-    retired: BTreeMap<Class, ClassCounters>,
+    /// What each map generation holds, and the rules for changing it.
+    generations: Generations,
     pinned: Option<PathBuf>,
 }
 
@@ -137,10 +131,7 @@ impl Steer {
             flows,
             links: Vec::new(),
             service_ports: BTreeSet::new(),
-            generation: 0,
-            slots: Default::default(),
-            policies: BTreeMap::new(),
-            retired: BTreeMap::new(),
+            generations: Generations::default(),
             pinned: None,
         })
     }
@@ -217,41 +208,41 @@ impl Steer {
         self.service_ports.iter().copied()
     }
 
+    /// Loads `table` into the inactive map generation and switches to it.
+    ///
+    /// Lookups use the previous table until the one write that switches;
+    /// on error nothing switches and the previous table keeps serving.
+    pub fn load_table(&mut self, table: Arc<RangeTable>) -> Result<TableLoad, Error> {
+        self.load_table_using(table, WriteMode::Batch)
+    }
+
+    /// [`Steer::load_table`] with a chosen way of writing the tries.
+    pub fn load_table_using(
+        &mut self,
+        table: Arc<RangeTable>,
+        mode: WriteMode,
+    ) -> Result<TableLoad, Error> {
+        let mut maps = kernel_maps::KernelMaps(&mut self.ebpf);
+        self.generations.load_table(&mut maps, table, mode)
+    }
+
     /// Sets the policy of `class`, now and in every table loaded later.
     /// Policies are kept by name, so they survive reloads that renumber
     /// classes.
     pub fn set_policy(&mut self, class: &Class, policy: Policy) -> Result<(), Error> {
-        self.policies.insert(class.clone(), policy);
-        let index = self.generation & 1;
-        if let Some(id) = self.slots[index as usize]
-            .table()
-            .and_then(|t| t.class_id(&class.provider, &class.region))
-        {
-            let name = map_names::POLICY;
-            let mut map: Array<&mut MapData, u32> = typed_map_mut(&mut self.ebpf, name)?;
-            map.set(index * MAX_CLASSES + id, policy as u32, 0)
-                .map_err(|source| Error::Map { name, source })?;
-        }
-        Ok(())
+        let mut maps = kernel_maps::KernelMaps(&mut self.ebpf);
+        self.generations.set_policy(&mut maps, class, policy)
     }
 
     /// The active generation number (0 before any table was loaded).
     pub fn generation(&self) -> u32 {
-        self.generation
-    }
-
-    /// The table of the active generation.
-    pub fn table(&self) -> Option<&Arc<RangeTable>> {
-        self.table_of(self.generation)
+        self.generations.generation()
     }
 
     /// The table of `generation`, while the maps still hold it: the active
     /// generation and the one before it.
     pub fn table_of(&self, generation: u32) -> Option<&Arc<RangeTable>> {
-        let slot = &self.slots[(generation & 1) as usize];
-        (slot.generation() == Some(generation))
-            .then(|| slot.table())
-            .flatten()
+        self.generations.table_of(generation)
     }
 
     /// The class XDP recorded for the connection from `peer` to local port
@@ -261,11 +252,8 @@ impl Steer {
     /// same table. No syscall: one load from the shared mapping.
     pub fn flow_class(&self, peer: SocketAddr, local_port: u16) -> Option<FlowClass> {
         let found = self.flows.read(&flow_key(peer, local_port))?;
-        let generation = [self.generation, self.generation.wrapping_sub(1)]
-            .into_iter()
-            .find(|g| *g as u8 == found.epoch)?;
-        let known = generation == 0 || self.table_of(generation).is_some();
-        known.then_some(FlowClass {
+        let generation = self.generations.by_epoch(found.epoch)?;
+        Some(FlowClass {
             generation,
             class: found.class,
         })
@@ -274,14 +262,8 @@ impl Steer {
     /// SYN counters per class name, summed over CPUs and over every
     /// generation since load (unknown is [`Class::unknown`]).
     pub fn class_counters(&self) -> Result<BTreeMap<Class, ClassCounters>, Error> {
-        let mut sums = self.retired.clone();
-        for index in 0..2u32 {
-            let slot = &self.slots[index as usize];
-            for (class, c) in generations::read_counters(&self.ebpf, index, slot.table())? {
-                add(sums.entry(class).or_default(), &c);
-            }
-        }
-        Ok(sums)
+        self.generations
+            .class_counters(&kernel_maps::KernelView(&self.ebpf))
     }
 
     /// Packets and bytes per outcome, summed over CPUs.
@@ -323,12 +305,6 @@ impl Drop for Steer {
         self.detach_all();
         self.unpin();
     }
-}
-
-fn add(sum: &mut ClassCounters, c: &ClassCounters) {
-    sum.syns += c.syns;
-    sum.bytes += c.bytes;
-    sum.dropped += c.dropped;
 }
 
 /// The bare program that only returns XDP_PASS: the cost floor that
