@@ -3,6 +3,10 @@
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
+// Links the shared lib, which holds the panic handler.
+#[cfg(target_arch = "bpf")]
+use steer_ebpf as _;
+
 #[cfg(target_arch = "bpf")]
 mod program {
     use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
@@ -15,9 +19,3 @@ mod program {
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}
-
-#[cfg(all(target_arch = "bpf", not(test)))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    loop {}
-}

@@ -5,6 +5,14 @@
 //! in the packet, so the fast path never converts anything.
 #![no_std]
 
+// One panic handler for both programs (no_std demands one). The verifier
+// rejects any path that could reach it.
+#[cfg(all(target_arch = "bpf", not(test)))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
 /// Class id of a source address no prefix covers.
 pub const CLASS_UNKNOWN: u32 = 0;
 

@@ -15,11 +15,3 @@ mod program;
 // workspace-wide `cargo build` and `cargo clippy` working.
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}
-
-#[cfg(all(target_arch = "bpf", not(test)))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    // The verifier rejects any path that could reach this; it exists only
-    // because no_std demands a handler.
-    loop {}
-}

@@ -479,3 +479,15 @@ fn kernel_refuses_frames_shorter_than_ethernet() {
     // never reach the program, so the table starts at 14 bytes.
     assert!(steer.run_packet(&[0u8; 13]).is_err());
 }
+
+#[test]
+fn the_bench_baseline_loads_and_runs() {
+    // The bare program `bench xdp` measures against; CI does not run the
+    // bench, so this keeps the program loadable.
+    if load_or_skip("the_bench_baseline_loads_and_runs").is_none() {
+        return;
+    }
+    let mut baseline = steer_user::xdp::Baseline::load().expect("baseline loads");
+    let frame = Frame::syn(UNLISTED4, SERVER4, 80).bytes();
+    baseline.time_packet(&frame, 10).expect("baseline runs");
+}

@@ -209,7 +209,7 @@ async fn go_service_v2_handler_cases() {
     let redirect = StatusCode::TEMPORARY_REDIRECT;
     let sig = "sha256-da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
     let other = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1234567";
-    let cases: Vec<Case> = vec![
+    let mut cases: Vec<Case> = vec![
         (
             "GET",
             format!("/v2/pause/blobs/{D}"),
@@ -247,42 +247,6 @@ async fn go_service_v2_handler_cases() {
         ),
         (
             "GET",
-            format!("/v2/pause/manifests/{sig}.sig"),
-            NOWHERE,
-            redirect,
-            Some(format!(
-                "https://us-central1-docker.pkg.dev/v2/pause/manifests/{sig}.sig"
-            )),
-        ),
-        (
-            "GET",
-            format!("/v2/pause/manifests/{sig}.att"),
-            NOWHERE,
-            redirect,
-            Some(format!(
-                "https://us-central1-docker.pkg.dev/v2/pause/manifests/{sig}.att"
-            )),
-        ),
-        (
-            "HEAD",
-            format!("/v2/pause/manifests/{sig}.sig"),
-            NOWHERE,
-            redirect,
-            Some(format!(
-                "https://us-central1-docker.pkg.dev/v2/pause/manifests/{sig}.sig"
-            )),
-        ),
-        (
-            "GET",
-            format!("/v2/kubernetes/pause/manifests/{sig}.sig"),
-            NOWHERE,
-            redirect,
-            Some(format!(
-                "https://us-central1-docker.pkg.dev/v2/kubernetes/pause/manifests/{sig}.sig"
-            )),
-        ),
-        (
-            "GET",
             "/v2/pause/tags/list".into(),
             NOWHERE,
             redirect,
@@ -298,6 +262,18 @@ async fn go_service_v2_handler_cases() {
             None,
         ),
     ];
+    // Cosign signatures and attestations go to the signature upstream.
+    let signatures = [
+        ("GET", "pause", "sig"),
+        ("GET", "pause", "att"),
+        ("HEAD", "pause", "sig"),
+        ("GET", "kubernetes/pause", "sig"),
+    ];
+    cases.extend(signatures.map(|(method, name, kind)| -> Case {
+        let path = format!("/v2/{name}/manifests/{sig}.{kind}");
+        let to = format!("https://us-central1-docker.pkg.dev{path}");
+        (method, path, NOWHERE, redirect, Some(to))
+    }));
     run(&s, cases).await;
 }
 
