@@ -14,6 +14,8 @@ mod generations;
 mod kernel_maps;
 mod live;
 mod maps;
+#[cfg(feature = "test-run")]
+mod test_run;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -23,19 +25,20 @@ use std::{
     path::{Path, PathBuf},
     str::FromStr,
     sync::Arc,
-    time::Duration,
 };
 
 use aya::{
     Ebpf, include_bytes_aligned,
     maps::{Array, Map, MapData, PerCpuArray},
-    programs::{TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
 use steer_ebpf::{FlowKey, map_names, program_names};
 use tracing::{debug, info, warn};
 
 pub use generations::{CounterMaps, FlowClass, GenerationMaps, Generations, TableLoad, WriteMode};
 pub use live::{LiveAnswer, LiveMaps};
+#[cfg(feature = "test-run")]
+pub use test_run::Baseline;
 
 use crate::{
     Class, ClassCounters, Error, Outcome, PacketCounters, Policy, RangeTable, flow_slots::FlowSlots,
@@ -43,8 +46,6 @@ use crate::{
 use maps::{typed_map, typed_map_mut};
 
 static CLASSIFIER_OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/steer-xdp"));
-static BASELINE_OBJECT: &[u8] =
-    include_bytes_aligned!(concat!(env!("OUT_DIR"), "/steer-xdp-baseline"));
 
 /// How to attach to an interface.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -136,7 +137,7 @@ impl Steer {
         })
     }
 
-    fn program(&mut self) -> &mut Xdp {
+    pub(super) fn program(&mut self) -> &mut Xdp {
         xdp_program(&mut self.ebpf, program_names::CLASSIFIER)
             .expect("the classifier was loaded in Steer::load")
     }
@@ -154,11 +155,6 @@ impl Steer {
         info!(iface, %mode, "XDP attached");
         self.links.push((iface.to_owned(), link));
         Ok(())
-    }
-
-    /// Interfaces this instance is attached to.
-    pub fn attached(&self) -> impl Iterator<Item = &str> {
-        self.links.iter().map(|(iface, _)| iface.as_str())
     }
 
     /// Detaches from every interface. Also happens on drop.
@@ -202,10 +198,6 @@ impl Steer {
         }
         self.service_ports = wanted;
         Ok(())
-    }
-
-    pub fn service_ports(&self) -> impl Iterator<Item = u16> + '_ {
-        self.service_ports.iter().copied()
     }
 
     /// Loads `table` into the inactive map generation and switches to it.
@@ -286,18 +278,6 @@ impl Steer {
             })
             .collect()
     }
-
-    /// Runs the classifier once on `packet` (BPF_PROG_TEST_RUN) and returns
-    /// the XDP action. Maps and counters change as for a real packet.
-    pub fn run_packet(&mut self, packet: &[u8]) -> Result<u32, Error> {
-        Ok(test_run(self.program(), packet, 1)?.0)
-    }
-
-    /// Runs the classifier `repeat` times on `packet`; returns the kernel's
-    /// mean time per run.
-    pub fn time_packet(&mut self, packet: &[u8], repeat: u32) -> Result<Duration, Error> {
-        Ok(test_run(self.program(), packet, repeat)?.1)
-    }
 }
 
 impl Drop for Steer {
@@ -307,50 +287,20 @@ impl Drop for Steer {
     }
 }
 
-/// The bare program that only returns XDP_PASS: the cost floor that
-/// `cargo xtask bench xdp` compares the classifier against.
-pub struct Baseline {
-    ebpf: Ebpf,
-}
-
-impl Baseline {
-    pub fn load() -> Result<Baseline, Error> {
-        raise_memlock_limit();
-        let mut ebpf = Ebpf::load(BASELINE_OBJECT).map_err(Error::Load)?;
-        load_xdp(&mut ebpf, program_names::BASELINE)?;
-        Ok(Baseline { ebpf })
-    }
-
-    /// Mean time per run of `repeat` runs on `packet`.
-    pub fn time_packet(&mut self, packet: &[u8], repeat: u32) -> Result<Duration, Error> {
-        let prog = xdp_program(&mut self.ebpf, program_names::BASELINE)
-            .expect("the baseline was loaded in Baseline::load");
-        Ok(test_run(prog, packet, repeat)?.1)
-    }
-}
-
-fn load_xdp(ebpf: &mut Ebpf, name: &'static str) -> Result<(), Error> {
+pub(super) fn load_xdp(ebpf: &mut Ebpf, name: &'static str) -> Result<(), Error> {
     let prog = xdp_program(ebpf, name)?;
     prog.load()
         .map_err(|source| Error::Program { name, source })
 }
 
-fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, Error> {
+pub(super) fn xdp_program<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut Xdp, Error> {
     ebpf.program_mut(name)
         .ok_or(aya::programs::ProgramError::NotLoaded)
         .and_then(|p| p.try_into())
         .map_err(|source| Error::Program { name, source })
-}
-
-fn test_run(prog: &Xdp, packet: &[u8], repeat: u32) -> Result<(u32, Duration), Error> {
-    let result = prog
-        .test_run(TestRunOptions {
-            data_in: Some(packet),
-            repeat,
-            ..TestRunOptions::default()
-        })
-        .map_err(Error::TestRun)?;
-    Ok((result.return_value, result.duration))
 }
 
 /// The flow-map key for a connection, as the XDP program writes it.
@@ -369,7 +319,7 @@ pub fn flow_key(peer: SocketAddr, local_port: u16) -> FlowKey {
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; newer ones use
 /// memory cgroups and ignore it. Best effort either way.
-fn raise_memlock_limit() {
+pub(super) fn raise_memlock_limit() {
     let rlim = libc::rlimit {
         rlim_cur: libc::RLIM_INFINITY,
         rlim_max: libc::RLIM_INFINITY,
