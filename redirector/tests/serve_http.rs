@@ -1,6 +1,7 @@
 //! `redirector serve` over real HTTP on loopback, with a local server as
 //! the regional blob backend (see `steer_tests::loopback` for the clients'
-//! classes). Nothing leaves 127.0.0.0/8.
+//! classes). The server runs in this process, except where a test is about
+//! the binary (signals, exit status). Nothing leaves 127.0.0.0/8.
 
 use std::{
     net::TcpListener,
@@ -18,7 +19,17 @@ const D1: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0f
 const D2: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
 
-fn start(bucket: &str, extra: &[&str]) -> Redirector {
+mod common;
+
+use common::InProcess;
+
+/// The server in this process: what most tests here are about.
+fn start(bucket: &str, extra: &[&str]) -> InProcess {
+    InProcess::start(bucket, extra)
+}
+
+/// The binary: for what only a process has (signals, exit status).
+fn start_binary(bucket: &str, extra: &[&str]) -> Redirector {
     let options = Options {
         args: extra,
         ..Options::default()
@@ -222,7 +233,7 @@ fn sigterm_lets_in_flight_requests_finish() {
     bucket.set(&format!("bucket/containers/images/{D1}"), "blob", "");
     bucket.set_delay(Duration::from_millis(800));
     let base = bucket.url("bucket");
-    let mut r = start(&base, &[]);
+    let mut r = start_binary(&base, &[]);
     let addr = r.addr;
     let in_flight =
         std::thread::spawn(move || get(addr, "127.0.0.2", "GET", &format!("/v2/pause/blobs/{D1}")));
@@ -309,7 +320,7 @@ fn config_file_backends_and_reload_keeping_the_last_good_config() {
         .unwrap();
     };
     write(&bucket.url("fra"));
-    let r = start(
+    let r = start_binary(
         &bucket.url("unused"),
         &["--config", config.to_str().unwrap()],
     );

@@ -2,7 +2,9 @@
 //! of a connection has a deadline, accept loops never spin, outbound
 //! checks are bounded, and a few requests that must be refused are.
 //! Counts and bounded waits only: each wait is far longer than the
-//! deadline it checks, and no assertion is about speed.
+//! deadline it checks, and no assertion is about speed. The server runs in
+//! this process, except where its own process is measured (CPU ticks,
+//! descriptors) or its flags are.
 
 use std::{
     io::{Read, Write},
@@ -23,9 +25,19 @@ use steer_tests::{
     tcp::connect_from,
 };
 
+mod common;
+
+use common::InProcess;
+
 const BIN: &str = env!("CARGO_BIN_EXE_redirector");
 
-fn start(bucket: &str, args: &[&str]) -> Redirector {
+/// The server in this process.
+fn start(bucket: &str, args: &[&str]) -> InProcess {
+    InProcess::start(bucket, args)
+}
+
+/// The binary, for what is measured on its process (CPU, descriptors).
+fn start_binary(bucket: &str, args: &[&str]) -> Redirector {
     let options = Options {
         args,
         ..Options::default()
@@ -52,10 +64,10 @@ fn closed_by_server(s: &mut TcpStream, limit: Duration) -> bool {
     }
 }
 
-fn rejected(r: &Redirector, listener: &str, reason: &str) -> f64 {
+fn rejected(admin: SocketAddr, listener: &str, reason: &str) -> f64 {
     let series =
         format!("steer_connections_rejected_total{{listener=\"{listener}\",reason=\"{reason}\"}}");
-    metric(r.admin, &series).unwrap_or(0.0)
+    metric(admin, &series).unwrap_or(0.0)
 }
 
 #[test]
@@ -75,7 +87,7 @@ fn silent_connections_up_to_the_cap_do_not_lock_others_out() {
     for s in &mut silent {
         assert!(closed_by_server(s, Duration::from_secs(10)));
     }
-    assert!(rejected(&r, "public", "handshake_timeout") >= 8.0);
+    assert!(rejected(r.admin, "public", "handshake_timeout") >= 8.0);
 }
 
 #[test]
@@ -85,7 +97,7 @@ fn stalls_inside_the_h2_preface_or_after_tls_are_cut_off() {
     let mut s = connect_from(Some("127.0.0.1"), r.addr, Duration::from_secs(10));
     s.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
     assert!(closed_by_server(&mut s, Duration::from_secs(10)));
-    assert_eq!(rejected(&r, "public", "handshake_timeout"), 1.0);
+    assert_eq!(rejected(r.admin, "public", "handshake_timeout"), 1.0);
 
     // TLS: the handshake completes, then the client says nothing.
     let dir = tempfile::tempdir().unwrap();
@@ -109,7 +121,7 @@ fn stalls_inside_the_h2_preface_or_after_tls_are_cut_off() {
         .args(["-connect", &r.addr.to_string()]);
     let out = run_bounded(&mut client, Duration::from_secs(15));
     assert!(out.is_ok(), "the server never closed a silent TLS client");
-    assert_eq!(rejected(&r, "public", "handshake_timeout"), 1.0);
+    assert_eq!(rejected(r.admin, "public", "handshake_timeout"), 1.0);
 }
 
 /// An HTTP/2 client (hyper's, which answers PINGs) that opens `streams`
@@ -167,7 +179,7 @@ fn http2_connections_without_streams_are_closed() {
         after_requests.is_some_and(|t| t >= Duration::from_secs(2)),
         "{after_requests:?}"
     );
-    assert_eq!(rejected(&r, "public", "idle_timeout"), 2.0);
+    assert_eq!(rejected(r.admin, "public", "idle_timeout"), 2.0);
 
     // HTTP/1: idle between kept-alive requests is the header timeout.
     let mut s = connect_from(Some("127.0.0.1"), r.addr, Duration::from_secs(10));
@@ -179,7 +191,7 @@ fn http2_connections_without_streams_are_closed() {
 #[test]
 fn stalled_proxy_headers_cost_no_cpu() {
     let bucket = FeedServer::start();
-    let r = start(
+    let r = start_binary(
         &bucket.url("bucket"),
         &["--proxy-protocol", "--handshake-timeout", "60s"],
     );

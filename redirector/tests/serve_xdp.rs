@@ -17,7 +17,7 @@ use steer_tests::{
     addrs::{AWS4, SERVER4, UNLISTED4},
     feed_server::FeedServer,
     netns::{Netns, veth},
-    process::{Running, root_or_skip, stdout_lines, wait_for},
+    process::{Running, root_or_skip, stdout_lines, wait_until_serving},
     tcp::{http_get, try_connect_from},
 };
 
@@ -84,11 +84,7 @@ fn direct_clients_are_classified_by_xdp() {
         .expect("start redirector serve");
     let mut running = Running(child);
     let lines = stdout_lines(&mut running.0);
-    let line = wait_for(&lines, "serving on");
-    let admin: SocketAddr = line
-        .rsplit_once("admin on ")
-        .map(|(_, a)| a.parse().unwrap())
-        .unwrap_or_else(|| panic!("{line}"));
+    let (_, admin) = wait_until_serving(&lines);
     let server: SocketAddr = (SERVER4.parse::<IpAddr>().unwrap(), 8080).into();
 
     let answers = cli

@@ -38,12 +38,34 @@ impl Class {
     pub fn is_unknown(&self) -> bool {
         self.provider.is_empty()
     }
+
+    /// The provider as a label (metrics, logs): [`UNKNOWN`] for unknown.
+    pub fn provider_label(&self) -> &str {
+        if self.is_unknown() {
+            UNKNOWN
+        } else {
+            &self.provider
+        }
+    }
+
+    /// The region as a label: [`UNKNOWN`] for unknown.
+    pub fn region_label(&self) -> &str {
+        if self.is_unknown() {
+            UNKNOWN
+        } else {
+            &self.region
+        }
+    }
 }
+
+/// How the unknown class is written everywhere it is shown: `Display`,
+/// metric labels, `explain`.
+pub const UNKNOWN: &str = "unknown";
 
 impl std::fmt::Display for Class {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.is_unknown() {
-            f.write_str("unknown")
+            f.write_str(UNKNOWN)
         } else {
             write!(f, "{}/{}", self.provider, self.region)
         }

@@ -15,7 +15,7 @@ use std::{
 };
 
 use crate::{
-    process::{Running, stdout_lines, wait_for},
+    process::{Running, stdout_lines, wait_until_serving},
     tcp,
 };
 
@@ -27,6 +27,18 @@ pub const SERVE_ON_ANY_PORT: [&str; 5] = [
     "--admin-listen",
     "127.0.0.1:0",
 ];
+
+/// Writes the custom list that gives 127.0.0.2 an AWS class without a
+/// bucket of its own and 127.0.0.3 a GCP class; returns its path.
+pub fn loopback_classes(dir: &Path) -> PathBuf {
+    let custom = dir.join("loopback.csv");
+    std::fs::write(
+        &custom,
+        "127.0.0.2/32,aws,test-1\n127.0.0.3/32,gcp,europe-west1\n",
+    )
+    .expect("custom list");
+    custom
+}
 
 /// The upstream every Location names; nothing listens there.
 pub const UPSTREAM: &str = "http://127.0.0.1:1";
@@ -55,12 +67,7 @@ impl Redirector {
     /// waits until it serves.
     pub fn start(binary: &Path, bucket: &str, options: &Options) -> Redirector {
         let dir = tempfile::tempdir().expect("temp dir");
-        let custom = dir.path().join("loopback.csv");
-        std::fs::write(
-            &custom,
-            "127.0.0.2/32,aws,test-1\n127.0.0.3/32,gcp,europe-west1\n",
-        )
-        .expect("custom list");
+        let custom = loopback_classes(dir.path());
         let log = dir.path().join("redirector.log");
         let mut command = match options.wrapper.split_first() {
             Some((program, rest)) => {
@@ -90,15 +97,11 @@ impl Redirector {
         let mut child = command.spawn().expect("start redirector serve");
         let lines = stdout_lines(&mut child);
         let process = Running(child);
-        let line = wait_for(&lines, "steer: serving on");
-        let (addr, admin) = line
-            .strip_prefix("steer: serving on ")
-            .and_then(|l| l.split_once(", admin on "))
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let (addr, admin) = wait_until_serving(&lines);
         Redirector {
             process,
-            addr: addr.parse().expect("public address"),
-            admin: admin.parse().expect("admin address"),
+            addr,
+            admin,
             log,
             dir,
         }

@@ -3,6 +3,7 @@
 
 use std::{
     io::{BufRead, BufReader, Read},
+    net::SocketAddr,
     process::{Child, Command, Output, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -74,6 +75,16 @@ pub fn wait_for(lines: &mpsc::Receiver<String>, want: &str) -> String {
             Err(e) => panic!("no line with {want:?}: {e}"),
         }
     }
+}
+
+/// Waits for `redirector serve`'s first line, `steer: serving on ADDR,
+/// admin on ADDR`, and returns the public and admin addresses.
+pub fn wait_until_serving(lines: &mpsc::Receiver<String>) -> (SocketAddr, SocketAddr) {
+    let line = wait_for(lines, "steer: serving on ");
+    line.split_once("steer: serving on ")
+        .and_then(|(_, l)| l.split_once(", admin on "))
+        .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
+        .unwrap_or_else(|| panic!("unexpected serving line {line:?}"))
 }
 
 /// Stdout and stderr together, for assertions and failure messages.

@@ -108,7 +108,7 @@ fn explain(
         }
         None => {
             let _ = writeln!(out, "  prefix   none: no feed lists this address");
-            let _ = writeln!(out, "  class    unknown (id 0)");
+            let _ = writeln!(out, "  class    {class} (id {id})");
         }
     }
     let backend = match backends.choose(&class) {
@@ -131,11 +131,9 @@ fn explain(
         let k = live
             .lookup(addr)
             .with_context(|| format!("reading the live maps at {}", live.dir().display()))?;
-        let name = k
-            .name
-            .as_ref()
-            .map_or_else(|| "unknown".to_owned(), |c| c.to_string());
-        let agrees = k.name.as_ref().unwrap_or(&steer_user::Class::unknown()) == &class;
+        let kernel_class = k.name.clone().unwrap_or_else(steer_user::Class::unknown);
+        let name = kernel_class.to_string();
+        let agrees = kernel_class == class;
         let _ = writeln!(
             out,
             "  kernel   {name} (id {}, generation {}){}",

@@ -153,9 +153,14 @@ impl ServeArgs {
         }
     }
 
-    /// The whole config: environment, file, these flags.
+    /// The whole config: the process environment, file, these flags.
     pub fn config(&self) -> Result<Config> {
-        let mut config = Config::resolve(|k| std::env::var(k).ok(), self.layer())?;
+        self.config_with_env(|k| std::env::var(k).ok())
+    }
+
+    /// [`ServeArgs::config`] with the environment read through `env`.
+    pub fn config_with_env(&self, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let mut config = Config::resolve(env, self.layer())?;
         config.xdp = self.xdp_iface.as_ref().map(|iface| XdpConfig {
             iface: iface.clone(),
             mode: self.xdp_mode,

@@ -69,17 +69,11 @@ impl EncodeLabelSet for RequestLabels {
         let class = &*self.class;
         ("route", self.route).encode(encoder.encode_label())?;
         ("status", self.status).encode(encoder.encode_label())?;
-        ("provider", class_label(&class.provider)).encode(encoder.encode_label())?;
-        ("region", class_label(&class.region)).encode(encoder.encode_label())?;
+        ("provider", class.provider_label()).encode(encoder.encode_label())?;
+        ("region", class.region_label()).encode(encoder.encode_label())?;
         ("backend", self.backend.as_str()).encode(encoder.encode_label())?;
         ("source", self.source).encode(encoder.encode_label())
     }
-}
-
-/// A provider or region as a label value: clients in no feed are
-/// `unknown`, not an empty label.
-fn class_label(s: &str) -> &str {
-    if s.is_empty() { "unknown" } else { s }
 }
 
 pub struct Metrics {
@@ -296,8 +290,8 @@ impl Collector for XdpCounters {
             .iter()
             .map(|(class, c)| {
                 let labels = ClassLabels {
-                    provider: class_label(&class.provider).to_owned(),
-                    region: class_label(&class.region).to_owned(),
+                    provider: class.provider_label().to_owned(),
+                    region: class.region_label().to_owned(),
                 };
                 (labels, c)
             })

@@ -11,7 +11,7 @@ use std::{
 
 use crate::{
     netns::Netns,
-    process::{Running, stdout_lines, wait_for},
+    process::{Running, stdout_lines, wait_until_serving},
     tcp::http_get,
 };
 
@@ -51,11 +51,7 @@ impl Redirector {
             .expect("starting redirector serve");
         let lines = stdout_lines(&mut child);
         let process = Running(child);
-        let line = wait_for(&lines, "serving on");
-        let admin = line
-            .rsplit_once("admin on ")
-            .and_then(|(_, a)| a.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no admin address in {line:?}"));
+        let (_, admin) = wait_until_serving(&lines);
         Redirector {
             process,
             lines,
