@@ -8,6 +8,14 @@ use anyhow::{Context as _, Result};
 use steer_user::{AttachMode, RangeTable, Steer, ranges::chain};
 use tracing::warn;
 
+/// Where a running instance pins its maps unless told otherwise.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/steer";
+
+/// `auto`, `native` or `generic`, for clap.
+pub fn parse_mode(s: &str) -> Result<AttachMode, String> {
+    s.parse()
+}
+
 /// A loaded and attached classifier with `table` in its maps.
 pub fn bring_up(
     table: Arc<RangeTable>,

@@ -6,7 +6,8 @@ use std::{fmt::Write as _, net::IpAddr, path::PathBuf};
 use anyhow::{Context as _, Result};
 use steer_user::{CLASS_UNKNOWN, LiveMaps, ranges::Ranges};
 
-use super::{DEFAULT_PIN_DIR, range_args::RangeArgs};
+use super::range_args::RangeArgs;
+use crate::xdp::DEFAULT_PIN_DIR;
 use crate::{
     backends::{Backends, Choice, DEFAULT_AWS_BASE_URL},
     config::{Config, Layer},

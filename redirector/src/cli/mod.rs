@@ -9,10 +9,6 @@ pub mod serve;
 pub mod watch;
 
 use clap::{Parser, Subcommand};
-use steer_user::AttachMode;
-
-/// Where a running instance pins its maps unless told otherwise.
-pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/steer";
 
 #[derive(Parser)]
 #[command(
@@ -60,8 +56,4 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Explain(args) => explain::run(args),
         Command::Ranges(command) => ranges::run(command),
     }
-}
-
-fn parse_mode(s: &str) -> Result<AttachMode, String> {
-    s.parse()
 }

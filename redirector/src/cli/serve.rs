@@ -8,7 +8,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{Context as _, Result};
 use steer_user::AttachMode;
 
-use super::{DEFAULT_PIN_DIR, parse_mode, range_args::RangeArgs};
+use super::range_args::RangeArgs;
+use crate::xdp::{DEFAULT_PIN_DIR, parse_mode};
 use crate::{
     config::{Config, Layer, TlsFiles, XdpConfig, duration},
     forwarded::Forwarded,

@@ -14,7 +14,8 @@ use steer_user::{
     ranges::{RangeSources, Ranges},
 };
 
-use super::{DEFAULT_PIN_DIR, parse_mode, range_args::RangeArgs};
+use super::range_args::RangeArgs;
+use crate::xdp::{DEFAULT_PIN_DIR, parse_mode};
 use crate::{
     control::{Control, Event},
     reload::Reload,

@@ -8,7 +8,12 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use steer_user::Class;
 
-use super::{ConfigError, Layer, TlsFiles, duration, settings};
+use super::{
+    duration,
+    error::{ConfigError, TlsFiles},
+    layer::Layer,
+    settings,
+};
 use crate::{
     backends::{Backend, Backends},
     forwarded::Forwarded,

@@ -7,8 +7,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use steer_user::Class;
 
+use super::error::{ConfigError, TlsFiles};
 use super::settings::{DEFAULT_UPSTREAM, DEFAULT_UPSTREAM_PATH, base_url, plain_path};
-use super::{ConfigError, TlsFiles};
 use crate::{
     backends::{Backends, DEFAULT_AWS_BASE_URL},
     forwarded::Forwarded,

@@ -6,6 +6,7 @@
 //! is the reference.
 
 pub mod duration;
+mod error;
 mod file;
 mod layer;
 pub mod limits;
@@ -13,45 +14,14 @@ pub mod settings;
 #[cfg(test)]
 mod tests;
 
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{net::SocketAddr, path::Path, time::Duration};
 
-use steer_user::{AttachMode, Class, ranges::RangeSources};
+use steer_user::{Class, ranges::RangeSources};
 
+pub use error::{ConfigError, TlsFiles, XdpConfig};
 pub use layer::Layer;
 use limits::Limits;
 use settings::{BlobCheckSettings, INFO_URL, PRIVACY_URL, Settings};
-
-/// A setting that cannot be used; the message names the variable, key or
-/// flag (and the file).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(String);
-
-impl ConfigError {
-    pub fn new(message: impl Into<String>) -> ConfigError {
-        ConfigError(message.into())
-    }
-}
-
-/// A PEM certificate chain and its key: the listener serves TLS.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-/// Classification by XDP on an interface.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct XdpConfig {
-    pub iface: String,
-    pub mode: AttachMode,
-    /// Where to pin the maps for `explain --kernel`; None: no pins.
-    pub pin_dir: Option<PathBuf>,
-}
 
 /// Where the public listener goes when nothing says (the Go service's
 /// PORT default).

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::ConfigError;
+use super::error::ConfigError;
 use crate::{backends::Backends, forwarded::Forwarded};
 
 pub const INFO_URL: &str = "https://github.com/kubernetes/k8s.io/tree/main/registry.k8s.io";

@@ -19,8 +19,9 @@ use tokio::{
 use tracing::info;
 
 use super::{
-    State, accept,
+    accept,
     conn::{Activity, MAX_HEADER_BYTES, Open, drive},
+    state::State,
 };
 use crate::config::limits::ADMIN;
 

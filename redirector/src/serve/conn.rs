@@ -36,11 +36,11 @@ use tracing::debug;
 use crate::config::limits::Limits;
 
 use super::{
-    State,
-    handler::{self, ConnInfo, Source},
+    handler::{self, ConnInfo},
     metrics::Metrics,
     prefixed::{Prefixed, Protocol, sniff},
     proxy_protocol,
+    state::{Source, State},
 };
 
 /// Largest request head accepted, in bytes (HTTP/1 buffer, HTTP/2 header

@@ -10,39 +10,15 @@ use steer_user::Class;
 use tracing::info;
 
 use super::{
-    State,
     blob_check::Presence,
     metrics::{RequestLabels, Target},
+    state::{Source, State},
 };
 use crate::{
     backends::Choice,
     config::settings::Settings,
     routes::{Route, blob_location, route, upstream_location},
 };
-
-/// Which table answered for a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// The class XDP recorded for the connection's SYN.
-    Xdp,
-    /// The userspace classifier (XDP off, or the flow slot was lost).
-    Userspace,
-    /// The userspace classifier on an address a trusted proxy gave.
-    Forwarded,
-    /// The userspace classifier on a PROXY protocol header's address.
-    Proxy,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Xdp => "xdp",
-            Source::Userspace => "userspace",
-            Source::Forwarded => "forwarded",
-            Source::Proxy => "proxy",
-        }
-    }
-}
 
 /// What is known about a connection, worked out once after accept.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use steer_user::{
     ranges::{RangeSources, Ranges},
 };
 
-use super::{blob_check::BlobChecker, handler::Source, metrics::Metrics};
+use super::{blob_check::BlobChecker, metrics::Metrics};
 use crate::{config::settings::Settings, reload::Reload};
 
 pub struct State {
@@ -117,6 +117,30 @@ impl State {
         if let Reload::Reloaded { ranges, .. } = outcome {
             *self.served.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Served::new(ranges));
             self.metrics.ranges_generation.inc();
+        }
+    }
+}
+
+/// Which table answered for a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The class XDP recorded for the connection's SYN.
+    Xdp,
+    /// The userspace classifier (XDP off, or the flow slot was lost).
+    Userspace,
+    /// The userspace classifier on an address a trusted proxy gave.
+    Forwarded,
+    /// The userspace classifier on a PROXY protocol header's address.
+    Proxy,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Xdp => "xdp",
+            Source::Userspace => "userspace",
+            Source::Forwarded => "forwarded",
+            Source::Proxy => "proxy",
         }
     }
 }
