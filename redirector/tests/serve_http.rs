@@ -12,7 +12,7 @@ use std::{
 
 use steer_tests::{
     feed_server::FeedServer,
-    loopback::{Options, Redirector, SERVE_ON_ANY_PORT, UPSTREAM, get, request, self_signed},
+    loopback::{self, Options, Redirector, SERVE_ON_ANY_PORT, UPSTREAM, get, request, self_signed},
 };
 
 const D1: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fbe50ed43e";
@@ -34,7 +34,7 @@ fn start_binary(bucket: &str, extra: &[&str]) -> Redirector {
         args: extra,
         ..Options::default()
     };
-    Redirector::start(
+    loopback::start(
         Path::new(env!("CARGO_BIN_EXE_redirector")),
         bucket,
         &options,

@@ -20,7 +20,7 @@ use std::{
 
 use steer_tests::{
     feed_server::FeedServer,
-    loopback::{Options, Redirector, SERVE_ON_ANY_PORT, get, metric, request, self_signed},
+    loopback::{self, Options, Redirector, SERVE_ON_ANY_PORT, get, metric, request, self_signed},
     process::run_bounded,
     tcp::connect_from,
 };
@@ -42,7 +42,7 @@ fn start_binary(bucket: &str, args: &[&str]) -> Redirector {
         args,
         ..Options::default()
     };
-    Redirector::start(Path::new(BIN), bucket, &options)
+    loopback::start(Path::new(BIN), bucket, &options)
 }
 
 /// Whether the server closes `s` within `limit` (EOF or reset, as
@@ -387,7 +387,7 @@ fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
         wrapper: &["prlimit", "--nofile=256:512", "--"],
         log_level: None,
     };
-    let r = Redirector::start(Path::new(BIN), &bucket.url("bucket"), &options);
+    let r = loopback::start(Path::new(BIN), &bucket.url("bucket"), &options);
     // The soft limit was raised to the hard one, and the default cap of
     // 10,000 lowered to fit it.
     let cap = metric(r.admin, "steer_connection_limit{listener=\"public\"}").unwrap();

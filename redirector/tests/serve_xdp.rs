@@ -9,15 +9,15 @@
 
 use std::{
     net::{IpAddr, SocketAddr},
-    process::Stdio,
     time::{Duration, Instant},
 };
 
 use steer_tests::{
     addrs::{AWS4, SERVER4, UNLISTED4},
     feed_server::FeedServer,
+    launch::{Launch, Redirector},
     netns::{Netns, veth},
-    process::{Running, root_or_skip, stdout_lines, wait_until_serving},
+    process::root_or_skip,
     tcp::{http_get, try_connect_from},
 };
 
@@ -59,9 +59,9 @@ fn direct_clients_are_classified_by_xdp() {
     )
     .unwrap();
 
-    let child = srv
-        .command(env!("CARGO_BIN_EXE_redirector"))
-        .args([
+    let launch = Launch {
+        binary: env!("CARGO_BIN_EXE_redirector").into(),
+        args: [
             "serve",
             "--listen",
             "192.0.2.1:8080",
@@ -75,16 +75,16 @@ fn direct_clients_are_classified_by_xdp() {
             "--snapshot",
             "/nonexistent/x",
             "--config",
-        ])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start redirector serve");
-    let mut running = Running(child);
-    let lines = stdout_lines(&mut running.0);
-    let (_, admin) = wait_until_serving(&lines);
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .chain([config.display().to_string()])
+        .collect(),
+        log: dir.path().join("redirector.log"),
+        ..Launch::default()
+    };
+    let running = Redirector::start(Some(&srv), &launch);
+    let admin = running.admin;
     let server: SocketAddr = (SERVER4.parse::<IpAddr>().unwrap(), 8080).into();
 
     let answers = cli

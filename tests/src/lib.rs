@@ -4,6 +4,7 @@
 pub mod addrs;
 pub mod feed_server;
 pub mod http_bench;
+pub mod launch;
 pub mod loopback;
 pub mod netns;
 pub mod packet;

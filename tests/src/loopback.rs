@@ -6,18 +6,14 @@
 //! leaves 127.0.0.0/8.
 
 use std::{
-    fs::File,
     io::{Read, Write},
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     time::Duration,
 };
 
-use crate::{
-    process::{Running, stdout_lines, wait_until_serving},
-    tcp,
-};
+use crate::{launch::Launch, tcp};
 
 /// `serve` on ports the kernel picks, public and admin, on 127.0.0.1.
 pub const SERVE_ON_ANY_PORT: [&str; 5] = [
@@ -53,79 +49,41 @@ pub struct Options<'a> {
     pub log_level: Option<&'a str>,
 }
 
-pub struct Redirector {
-    pub process: Running,
-    pub addr: SocketAddr,
-    pub admin: SocketAddr,
-    /// Its stderr (the log).
-    pub log: PathBuf,
-    pub dir: tempfile::TempDir,
-}
+pub use crate::launch::Redirector;
 
-impl Redirector {
-    /// Starts `binary serve` with `bucket` as the default AWS base URL and
-    /// waits until it serves.
-    pub fn start(binary: &Path, bucket: &str, options: &Options) -> Redirector {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let custom = loopback_classes(dir.path());
-        let log = dir.path().join("redirector.log");
-        let mut command = match options.wrapper.split_first() {
-            Some((program, rest)) => {
-                let mut c = Command::new(program);
-                c.args(rest).arg(binary);
-                c
-            }
-            None => Command::new(binary),
-        };
-        command
-            .args(SERVE_ON_ANY_PORT)
-            .args(["--snapshot", "/nonexistent/x"])
-            .arg("--custom")
-            .arg(&custom)
-            .args(options.args)
-            .env("UPSTREAM_REGISTRY_ENDPOINT", UPSTREAM)
-            .env("UPSTREAM_REGISTRY_PATH", "mirror")
-            .env("DEFAULT_AWS_BASE_URL", bucket)
-            .env_remove("SIGNATURE_UPSTREAM_ENDPOINT")
-            .env_remove("STEER_SNAPSHOT")
-            .env_remove("STEER_CONFIG")
-            .env("RUST_LOG", options.log_level.unwrap_or("warn"))
-            .env("RUST_BACKTRACE", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(File::create(&log).expect("log file"));
-        let mut child = command.spawn().expect("start redirector serve");
-        let lines = stdout_lines(&mut child);
-        let process = Running(child);
-        let (addr, admin) = wait_until_serving(&lines);
-        Redirector {
-            process,
-            addr,
-            admin,
-            log,
-            dir,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.process.0.id()
-    }
-
-    /// What it logged so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// User plus system CPU time it has used, in clock ticks.
-    pub fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
-            .expect("reading /proc/PID/stat");
-        // Fields after the command name, which is in parentheses.
-        let after = &stat[stat.rfind(')').expect("stat format") + 2..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of the whole line.
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
-    }
+/// Starts `binary serve` with `bucket` as the default AWS base URL and
+/// waits until it serves.
+pub fn start(binary: &Path, bucket: &str, options: &Options) -> Redirector {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let custom = loopback_classes(dir.path());
+    let mut args: Vec<String> = SERVE_ON_ANY_PORT.map(str::to_owned).to_vec();
+    args.extend(["--snapshot", "/nonexistent/x", "--custom"].map(str::to_owned));
+    args.push(custom.display().to_string());
+    args.extend(options.args.iter().map(|a| (*a).to_owned()));
+    let launch = Launch {
+        binary: binary.to_owned(),
+        args,
+        log: dir.path().join("redirector.log"),
+        env: [
+            ("UPSTREAM_REGISTRY_ENDPOINT", UPSTREAM),
+            ("UPSTREAM_REGISTRY_PATH", "mirror"),
+            ("DEFAULT_AWS_BASE_URL", bucket),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec(),
+        env_remove: [
+            "SIGNATURE_UPSTREAM_ENDPOINT",
+            "STEER_SNAPSHOT",
+            "STEER_CONFIG",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        wrapper: options.wrapper.iter().map(|w| (*w).to_owned()).collect(),
+        log_level: Some(options.log_level.unwrap_or("warn").to_owned()),
+    };
+    let mut r = Redirector::start(None, &launch);
+    r.dir = Some(dir);
+    r
 }
 
 /// One raw HTTP/1.1 request from `src`; returns (status, headers, body).

@@ -254,7 +254,7 @@ impl Topology {
         }
 
         let launch = launch(dir.path(), &options);
-        let redirector = Some(Redirector::start(&redirector_ns, &launch));
+        let redirector = Some(Redirector::start(Some(&redirector_ns), &launch));
         Topology {
             redirector: Mutex::new(redirector),
             registry,
@@ -332,7 +332,7 @@ impl Topology {
     pub fn restart_redirector(&self) {
         let mut r = self.redirector();
         *r = None;
-        *r = Some(Redirector::start(&self.redirector_ns, &self.launch));
+        *r = Some(Redirector::start(Some(&self.redirector_ns), &self.launch));
     }
 
     /// Replaces the redirector's custom range list (read on SIGHUP).
@@ -475,6 +475,7 @@ fn launch(dir: &Path, options: &Options) -> Launch {
         binary: options.redirector.clone(),
         args,
         log: dir.join("redirector.log"),
+        ..Launch::default()
     }
 }
 

@@ -1,80 +1,10 @@
-//! `redirector serve` as a process in its namespace, with XDP on the
-//! namespace's interface: started, signalled, scraped, restarted.
+//! The redirector of the pulls topology, seen from outside: its metrics.
+//! It is started with the shared launcher, [`crate::launch`].
 
-use std::{
-    net::SocketAddr,
-    path::PathBuf,
-    process::{ExitStatus, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
-};
+use std::net::SocketAddr;
 
-use crate::{
-    netns::Netns,
-    process::{Running, stdout_lines, wait_until_serving},
-    tcp::http_get,
-};
-
-/// How to start the redirector: the binary and its arguments.
-#[derive(Clone)]
-pub struct Launch {
-    pub binary: PathBuf,
-    pub args: Vec<String>,
-    /// Where its log (stderr, every decision at info) is appended.
-    pub log: PathBuf,
-}
-
-pub struct Redirector {
-    process: Running,
-    /// Its log (stdout), line by line.
-    pub lines: mpsc::Receiver<String>,
-    pub admin: SocketAddr,
-}
-
-impl Redirector {
-    /// Starts it in `ns` and waits until it serves.
-    pub fn start(ns: &Netns, launch: &Launch) -> Redirector {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&launch.log)
-            .expect("redirector log file");
-        let mut child = ns
-            .command(&launch.binary)
-            .args(&launch.args)
-            .env("RUST_LOG", "info")
-            .env("RUST_BACKTRACE", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("starting redirector serve");
-        let lines = stdout_lines(&mut child);
-        let process = Running(child);
-        let (_, admin) = wait_until_serving(&lines);
-        Redirector {
-            process,
-            lines,
-            admin,
-        }
-    }
-
-    pub fn signal(&self, signal: i32) {
-        self.process.signal(signal);
-    }
-
-    /// Waits (at most `limit`) for the process to exit by itself.
-    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(st) = self.process.0.try_wait().expect("waiting for redirector") {
-                return Some(st);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
+pub use crate::launch::{Launch, Redirector};
+use crate::{netns::Netns, tcp::http_get};
 
 /// The admin listener's `/metrics`, fetched from inside `ns`.
 pub fn fetch_metrics(ns: &Netns, admin: SocketAddr) -> String {
