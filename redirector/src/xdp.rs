@@ -4,9 +4,22 @@
 
 use std::{path::Path, sync::Arc};
 
-use anyhow::{Context as _, Result};
 use steer_user::{AttachMode, RangeTable, Steer, ranges::chain};
 use tracing::warn;
+
+/// A step of the bring-up that failed, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}")]
+pub struct XdpError {
+    step: String,
+    #[source]
+    source: steer_user::Error,
+}
+
+fn step(step: impl Into<String>) -> impl FnOnce(steer_user::Error) -> XdpError {
+    let step = step.into();
+    move |source| XdpError { step, source }
+}
 
 /// Where a running instance pins its maps unless told otherwise.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/steer";
@@ -23,25 +36,26 @@ pub fn bring_up(
     iface: &str,
     mode: AttachMode,
     pin_dir: Option<&Path>,
-) -> Result<Steer> {
-    let mut steer = Steer::load().context("loading the XDP classifier (needs root or CAP_BPF)")?;
+) -> Result<Steer, XdpError> {
+    let mut steer =
+        Steer::load().map_err(step("loading the XDP classifier (needs root or CAP_BPF)"))?;
     steer
         .load_table(table)
-        .context("loading ranges into the XDP maps")?;
+        .map_err(step("loading ranges into the XDP maps"))?;
     steer
         .set_service_ports(ports)
-        .context("setting the service ports")?;
+        .map_err(step("setting the service ports"))?;
     if let Some(dir) = pin_dir
         && let Err(e) = steer.pin(dir)
     {
         // explain --kernel needs the pins, classification does not.
         warn!(error = %chain(&e), "maps not pinned; `explain --kernel` will not see them");
     }
-    steer.attach(iface, mode).with_context(|| match mode {
+    steer.attach(iface, mode).map_err(step(match mode {
         AttachMode::Native => format!(
             "{iface} may have no native XDP support (lo never has): try --mode auto or generic"
         ),
         _ => format!("attaching XDP to {iface}"),
-    })?;
+    }))?;
     Ok(steer)
 }

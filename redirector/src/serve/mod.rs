@@ -142,7 +142,7 @@ impl Server {
                     x.mode,
                     x.pin_dir.as_deref(),
                 )
-                .map_err(|e| ServeError::Xdp(format!("{e:#}")))?;
+                .map_err(|e| ServeError::Xdp(steer_user::ranges::chain(&e)))?;
                 apply_policy(&mut steer, &[], &config.drop);
                 Some(Arc::new(RwLock::new(steer)))
             }
