@@ -107,6 +107,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
     }
 }
 
+/// How much the sniffer reads at once: a whole request head in most cases,
+/// so hyper finds it buffered and the first request costs one read, not
+/// two (the preface's 24 bytes, then the rest).
+const SNIFF_READ: usize = 4096;
+
 /// The HTTP/2 connection preface (RFC 9113 section 3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -130,7 +135,7 @@ pub async fn sniff<S: AsyncRead + Unpin>(io: &mut Prefixed<S>) -> io::Result<Opt
         if n == H2_PREFACE.len() {
             return Ok(Some(Protocol::Http2));
         }
-        if io.fill(H2_PREFACE.len().max(io.buffered().len())).await? == 0 {
+        if io.fill(SNIFF_READ).await? == 0 {
             return Ok(None);
         }
     }
