@@ -12,13 +12,18 @@ use tracing::warn;
 #[error("{step}")]
 pub struct XdpError {
     step: String,
+    /// Boxed: the loader's errors are large, and this one is returned
+    /// by value on the happy path's signature.
     #[source]
-    source: steer_user::Error,
+    source: Box<steer_user::Error>,
 }
 
 fn step(step: impl Into<String>) -> impl FnOnce(steer_user::Error) -> XdpError {
     let step = step.into();
-    move |source| XdpError { step, source }
+    move |source| XdpError {
+        step,
+        source: Box::new(source),
+    }
 }
 
 /// Where a running instance pins its maps unless told otherwise.
