@@ -12,6 +12,7 @@ use super::range_args::RangeArgs;
 use crate::xdp::{DEFAULT_PIN_DIR, parse_mode};
 use crate::{
     config::{Config, Layer, TlsFiles, XdpConfig, duration},
+    control::Control,
     forwarded::Forwarded,
     serve::Server,
 };
@@ -181,13 +182,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async {
         let server = Server::bind(config).await?;
+        let control =
+            Control::new(server.config().reload_interval).context("installing signal handlers")?;
         // Tests and scripts wait for this line.
         println!(
             "steer: serving on {}, admin on {}",
             server.local_addr(),
             server.admin_addr()
         );
-        server.run_until_signalled().await
+        server.run_with(control).await?;
+        anyhow::Ok(())
     })?;
     Ok(())
 }

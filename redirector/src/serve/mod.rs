@@ -62,8 +62,6 @@ pub enum ServeError {
     Tls(String),
     #[error(transparent)]
     FdLimit(#[from] fds::FdLimitTooLow),
-    #[error("installing signal handlers: {0}")]
-    Signals(std::io::Error),
 }
 
 /// A bound redirector: its listeners are open (connections queue in the
@@ -263,10 +261,12 @@ impl Server {
     }
 
     /// [`Server::run`] with the control loop of the binary: SIGHUP and
-    /// the reload timer reload, SIGTERM and Ctrl-C stop. Needs the
-    /// multi-threaded runtime (reloads block their worker briefly).
-    pub async fn run_until_signalled(self) -> Result<(), ServeError> {
-        let mut control = Control::new(self.config.reload_interval).map_err(ServeError::Signals)?;
+    /// the reload timer reload, SIGTERM and Ctrl-C stop. The caller
+    /// installs the handlers ([`Control::new`]) before it announces the
+    /// server, so a signal right after the announcement is not lost.
+    /// Needs the multi-threaded runtime (reloads block their worker
+    /// briefly).
+    pub async fn run_with(self, mut control: Control) -> Result<(), ServeError> {
         let handle = self.handle();
         let until_stopped = async move {
             loop {
@@ -277,6 +277,11 @@ impl Server {
             }
         };
         self.run(until_stopped).await
+    }
+
+    /// The config it serves with.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 }
 
