@@ -385,7 +385,7 @@ fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
     let options = Options {
         args: &["--max-blob-checks", "16", "--handshake-timeout", "60s"],
         wrapper: &["prlimit", "--nofile=256:512", "--"],
-        log_level: None,
+        ..Options::default()
     };
     let r = loopback::start(Path::new(BIN), &bucket.url("bucket"), &options);
     // The soft limit was raised to the hard one, and the default cap of

@@ -6,6 +6,7 @@
 use std::{
     fs::OpenOptions,
     net::SocketAddr,
+    os::{fd::RawFd, unix::process::CommandExt},
     path::PathBuf,
     process::{Command, ExitStatus, Stdio},
     sync::mpsc,
@@ -32,6 +33,9 @@ pub struct Launch {
     pub wrapper: Vec<String>,
     /// RUST_LOG (default `info`).
     pub log_level: Option<String>,
+    /// A socket to hand it as fd 3, as systemd's socket activation does
+    /// (the wrapper sets LISTEN_PID and LISTEN_FDS).
+    pub listen_fd: Option<RawFd>,
 }
 
 pub struct Redirector {
@@ -76,10 +80,31 @@ impl Redirector {
         for k in &launch.env_remove {
             command.env_remove(k);
         }
+        if let Some(fd) = launch.listen_fd {
+            // SAFETY: dup2 is async-signal-safe; fd stays open in the test
+            // for as long as any child may start.
+            unsafe {
+                command.pre_exec(move || {
+                    // dup2 onto itself keeps close-on-exec: clear it then.
+                    let rc = if fd == 3 {
+                        libc::fcntl(3, libc::F_SETFD, 0)
+                    } else {
+                        libc::dup2(fd, 3)
+                    };
+                    if rc < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let mut child = command.spawn().expect("starting redirector serve");
         let lines = stdout_lines(&mut child);
         let process = Running(child);
-        let (addr, admin) = wait_until_serving(&lines);
+        let (addr, admin) = wait_until_serving(&lines).unwrap_or_else(|e| {
+            let log = std::fs::read_to_string(&launch.log).unwrap_or_default();
+            panic!("{e}; its log:\n{log}")
+        });
         Redirector {
             process,
             lines,

@@ -47,6 +47,8 @@ pub struct Options<'a> {
     pub wrapper: &'a [&'a str],
     /// RUST_LOG (default `warn`).
     pub log_level: Option<&'a str>,
+    /// More variables for it.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 pub use crate::launch::Redirector;
@@ -69,8 +71,10 @@ pub fn start(binary: &Path, bucket: &str, options: &Options) -> Redirector {
             ("UPSTREAM_REGISTRY_PATH", "mirror"),
             ("DEFAULT_AWS_BASE_URL", bucket),
         ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .to_vec(),
+        .iter()
+        .chain(options.env)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect(),
         env_remove: [
             "SIGNATURE_UPSTREAM_ENDPOINT",
             "STEER_SNAPSHOT",
@@ -80,6 +84,7 @@ pub fn start(binary: &Path, bucket: &str, options: &Options) -> Redirector {
         .to_vec(),
         wrapper: options.wrapper.iter().map(|w| (*w).to_owned()).collect(),
         log_level: Some(options.log_level.unwrap_or("warn").to_owned()),
+        listen_fd: None,
     };
     let mut r = Redirector::start(None, &launch);
     r.dir = Some(dir);

@@ -77,14 +77,25 @@ pub fn wait_for(lines: &mpsc::Receiver<String>, want: &str) -> String {
     }
 }
 
-/// Waits for `redirector serve`'s first line, `steer: serving on ADDR,
-/// admin on ADDR`, and returns the public and admin addresses.
-pub fn wait_until_serving(lines: &mpsc::Receiver<String>) -> (SocketAddr, SocketAddr) {
-    let line = wait_for(lines, "steer: serving on ");
+/// Waits (at most 20 s) for `redirector serve`'s first line, `steer:
+/// serving on ADDR, admin on ADDR`: the public and admin addresses, or
+/// what went wrong.
+pub fn wait_until_serving(
+    lines: &mpsc::Receiver<String>,
+) -> Result<(SocketAddr, SocketAddr), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let line = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains("steer: serving on ") => break line,
+            Ok(_) => {}
+            Err(e) => return Err(format!("redirector serve never said it serves: {e}")),
+        }
+    };
     line.split_once("steer: serving on ")
         .and_then(|(_, l)| l.split_once(", admin on "))
         .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)))
-        .unwrap_or_else(|| panic!("unexpected serving line {line:?}"))
+        .ok_or_else(|| format!("unexpected serving line {line:?}"))
 }
 
 /// Stdout and stderr together, for assertions and failure messages.

@@ -103,6 +103,11 @@ pub struct ServeArgs {
     /// that names the client; connections without one are closed.
     #[arg(long)]
     pub proxy_protocol: bool,
+    /// Bind the public listener with SO_REUSEPORT, so that a new process
+    /// can bind beside this one before it stops (restarts that drop
+    /// nothing; see docs/operations.md).
+    #[arg(long)]
+    pub reuse_port: bool,
     /// Serve TLS with this PEM certificate chain (with --tls-key); ALPN
     /// offers HTTP/2 and HTTP/1.1.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -136,6 +141,7 @@ impl ServeArgs {
             listen: self.listen,
             admin: self.admin_listen,
             proxy_protocol: self.proxy_protocol.then_some(true),
+            reuse_port: self.reuse_port.then_some(true),
             tls,
             handshake_timeout: self.handshake_timeout,
             header_timeout: self.header_timeout,

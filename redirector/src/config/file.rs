@@ -111,6 +111,7 @@ struct Server {
     listen: Option<String>,
     admin: Option<String>,
     proxy_protocol: Option<bool>,
+    reuse_port: Option<bool>,
     tls_cert: Option<std::path::PathBuf>,
     tls_key: Option<std::path::PathBuf>,
     handshake_timeout: Option<String>,
@@ -172,6 +173,7 @@ pub fn parse(text: &str) -> Result<Layer> {
     l.listen = addr("server.listen", &f.listen)?;
     l.admin = addr("server.admin", &f.admin)?;
     l.proxy_protocol = f.proxy_protocol;
+    l.reuse_port = f.reuse_port;
     l.tls = match (&f.tls_cert, &f.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert: cert.clone(),

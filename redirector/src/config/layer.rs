@@ -54,6 +54,8 @@ layer! {
     listen: SocketAddr,
     admin: SocketAddr,
     proxy_protocol: bool,
+    /// Bind with SO_REUSEPORT, so a new process can bind beside this one.
+    reuse_port: bool,
     tls: TlsFiles,
     handshake_timeout: Duration,
     header_timeout: Duration,

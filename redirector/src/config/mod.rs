@@ -47,6 +47,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub admin: SocketAddr,
     pub proxy_protocol: bool,
+    /// SO_REUSEPORT on the public listener (restarts beside the old process).
+    pub reuse_port: bool,
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
     /// Drain time after SIGTERM.
@@ -142,6 +144,7 @@ impl Config {
             listen: l.listen.unwrap_or(DEFAULT_LISTEN),
             admin: l.admin.unwrap_or(DEFAULT_ADMIN),
             proxy_protocol: l.proxy_protocol.unwrap_or(false),
+            reuse_port: l.reuse_port.unwrap_or(false),
             tls: l.tls,
             limits,
             grace: l.grace.unwrap_or(DEFAULT_GRACE),

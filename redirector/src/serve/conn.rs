@@ -259,12 +259,22 @@ pub async fn drive<C>(
         _ = activity.idle(limits) => false,
         _ = drain.wait_for(|d| *d) => true,
     };
-    conn.as_mut().graceful_shutdown();
     if draining {
-        // The grace period bounds the drain as a whole.
+        // A connection accepted just before the drain may have its first
+        // request on the way: serve that one, then close. The grace
+        // period bounds the drain as a whole.
+        let first = activity.first_request();
+        tokio::pin!(first);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = &mut first => {}
+            _ = tokio::time::sleep(limits.header_timeout) => {}
+        }
+        conn.as_mut().graceful_shutdown();
         let _ = conn.await;
         return;
     }
+    conn.as_mut().graceful_shutdown();
     metrics.connection_rejected(listener, "idle_timeout").inc();
     if tokio::time::timeout(limits.header_timeout, conn)
         .await
@@ -282,6 +292,8 @@ pub struct Activity {
     counts: AtomicU64,
     /// Milliseconds after `opened` of the last start or finish.
     last_ms: AtomicU64,
+    /// Woken when the first request begins.
+    first: tokio::sync::Notify,
 }
 
 impl Default for Activity {
@@ -296,6 +308,7 @@ impl Activity {
             opened: Instant::now(),
             counts: AtomicU64::new(0),
             last_ms: AtomicU64::new(0),
+            first: tokio::sync::Notify::new(),
         }
     }
 
@@ -306,9 +319,25 @@ impl Activity {
 
     /// Marks a request in flight until the guard drops.
     pub fn begin(self: &Arc<Self>) -> Busy {
-        self.counts.fetch_add((1 << 32) | 1, Ordering::Relaxed);
+        let before = self.counts.fetch_add((1 << 32) | 1, Ordering::Relaxed);
         self.touch();
+        if before >> 32 == 0 {
+            self.first.notify_waiters();
+        }
         Busy(self.clone())
+    }
+
+    /// Completes once a request has begun on the connection.
+    async fn first_request(&self) {
+        let notified = self.first.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a request that begins in
+        // between still wakes it.
+        notified.as_mut().enable();
+        if self.counts.load(Ordering::Relaxed) >> 32 > 0 {
+            return;
+        }
+        notified.await;
     }
 
     /// Completes once no request has been in flight for the idle limit.

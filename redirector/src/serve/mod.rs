@@ -16,7 +16,9 @@ mod blob_check;
 mod conn;
 mod fds;
 mod handler;
+mod listen;
 mod metrics;
+mod notify;
 mod prefixed;
 mod proxy_protocol;
 mod state;
@@ -110,12 +112,12 @@ impl Server {
             .load(None)
             .map_err(|e| ServeError::Ranges(steer_user::ranges::chain(&e)))?
             .ranges;
-        let public = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServeError::Bind {
+        let (public, _) = listen::public(config.listen, config.reuse_port).map_err(|source| {
+            ServeError::Bind {
                 addr: config.listen,
                 source,
-            })?;
+            }
+        })?;
         let admin = TcpListener::bind(config.admin)
             .await
             .map_err(|source| ServeError::Bind {
@@ -233,10 +235,12 @@ impl Server {
         state.ready.store(true, Ordering::Relaxed);
         let xdp = config.xdp.as_ref().map_or("off", |x| x.iface.as_str());
         info!(?local, xdp, max_connections = cap, "serving");
+        notify::ready();
 
         shutdown.await;
 
         state.ready.store(false, Ordering::Relaxed);
+        notify::stopping();
         let _ = drain_tx.send(true);
         // The accept loop returns and drops the listener: new connections
         // are refused from here on.
