@@ -21,19 +21,12 @@ use tracing::{info, warn};
 /// The kernel's queue of connections not yet accepted.
 const BACKLOG: u32 = 1024;
 
-/// Where the listener came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Origin {
-    Bound,
-    SocketActivation,
-}
-
 /// The systemd-passed socket if there is one, else `addr` bound (with
 /// SO_REUSEPORT when `reuse_port`).
-pub fn public(addr: SocketAddr, reuse_port: bool) -> io::Result<(TcpListener, Origin)> {
+pub fn public(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     if let Some(listener) = from_systemd()? {
         info!(addr = ?listener.local_addr().ok(), "listening on the socket systemd passed");
-        return Ok((listener, Origin::SocketActivation));
+        return Ok(listener);
     }
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
@@ -50,7 +43,7 @@ pub fn public(addr: SocketAddr, reuse_port: bool) -> io::Result<(TcpListener, Or
         }
     }
     socket.bind(addr)?;
-    Ok((socket.listen(BACKLOG)?, Origin::Bound))
+    socket.listen(BACKLOG)
 }
 
 /// The first socket systemd passed to this very process (sd-notify checks

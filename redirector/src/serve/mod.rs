@@ -112,7 +112,7 @@ impl Server {
             .load(None)
             .map_err(|e| ServeError::Ranges(steer_user::ranges::chain(&e)))?
             .ranges;
-        let (public, _) = listen::public(config.listen, config.reuse_port).map_err(|source| {
+        let public = listen::public(config.listen, config.reuse_port).map_err(|source| {
             ServeError::Bind {
                 addr: config.listen,
                 source,
