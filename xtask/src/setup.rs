@@ -11,7 +11,8 @@ use anyhow::{Context as _, Result, bail};
 /// openssl and curl for the TLS test (a throwaway certificate, an HTTP/2
 /// client); the real servers and clients of the end-to-end pulls and the
 /// demo: the distribution registry, nginx, skopeo and containerd; the
-/// peers and the load generator of `bench http`: HAProxy and wrk.
+/// peers and the load generator of `bench http`: HAProxy and wrk;
+/// systemd for `systemd-analyze verify` of the units in deploy/systemd.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -27,6 +28,7 @@ const APT_PACKAGES: &[&str] = &[
     "containerd",
     "haproxy",
     "wrk",
+    "systemd",
 ];
 
 /// Debian's hook that tells package scripts whether they may start
