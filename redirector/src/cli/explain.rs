@@ -7,10 +7,10 @@ use anyhow::{Context as _, Result};
 use steer_user::{CLASS_UNKNOWN, LiveMaps, ranges::Ranges};
 
 use super::range_args::RangeArgs;
-use crate::xdp::DEFAULT_PIN_DIR;
 use crate::{
     backends::{Backends, Choice, DEFAULT_AWS_BASE_URL},
     config::{Config, Layer},
+    xdp::DEFAULT_PIN_DIR,
 };
 
 #[derive(clap::Args)]

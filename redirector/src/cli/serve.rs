@@ -9,12 +9,12 @@ use anyhow::{Context as _, Result};
 use steer_user::AttachMode;
 
 use super::range_args::RangeArgs;
-use crate::xdp::{DEFAULT_PIN_DIR, parse_mode};
 use crate::{
     config::{Config, Layer, TlsFiles, XdpConfig, duration},
     control::Control,
     forwarded::Forwarded,
     serve::Server,
+    xdp::{DEFAULT_PIN_DIR, parse_mode},
 };
 
 #[derive(clap::Args)]

@@ -15,11 +15,10 @@ use steer_user::{
 };
 
 use super::range_args::RangeArgs;
-use crate::xdp::{DEFAULT_PIN_DIR, parse_mode};
 use crate::{
     control::{Control, Event},
     reload::Reload,
-    xdp,
+    xdp::{self, DEFAULT_PIN_DIR, parse_mode},
 };
 
 #[derive(clap::Args)]
