@@ -30,7 +30,7 @@ pub enum Choice<'a> {
     Upstream,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Backends {
     backends: Vec<Backend>,
     by_class: HashMap<Class, usize>,
@@ -38,6 +38,42 @@ pub struct Backends {
     nearest: HashMap<String, usize>,
     /// For clients in no feed; None: upstream.
     unknown: Option<usize>,
+}
+
+/// One line a person can read (`check-config`, logs): each backend with
+/// the classes it serves, then the fallbacks.
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = |i: usize| &*self.backends[i].name;
+        let parts: Vec<String> = self
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let mut classes: Vec<String> = self
+                    .by_class
+                    .iter()
+                    .filter(|(_, j)| **j == i)
+                    .map(|(c, _)| c.to_string())
+                    .collect();
+                classes.sort();
+                format!("{} {} [{}]", b.name, b.base_url, classes.join(", "))
+            })
+            .collect();
+        let mut nearest: Vec<String> = self
+            .nearest
+            .iter()
+            .map(|(p, &i)| format!("{p}: {}", name(i)))
+            .collect();
+        nearest.sort();
+        let unknown = self.unknown.map_or("upstream", name);
+        write!(
+            f,
+            "{}; nearest {{{}}}; unknown {unknown}",
+            parts.join("; "),
+            nearest.join(", ")
+        )
+    }
 }
 
 /// The base URL the Go service uses for AWS regions without a bucket.

@@ -1,20 +1,32 @@
 //! `redirector`: the operator CLI; everything it does lives in the library.
 
-use clap::Parser;
-use redirector::cli::Cli;
+use clap::{CommandFactory, FromArgMatches};
+use redirector::cli::{Cli, LogFormat, long_version};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new(cli.command.default_log_level())),
-        )
-        .with_writer(std::io::stderr)
+    let mut command = Cli::command();
+    // Only `--version` reads the embedded snapshot for its dates.
+    if std::env::args().any(|a| a == "--version" || a == "-V") {
+        // Leaked once: clap keeps a static string, and the process ends soon.
+        command = command.version(&*long_version().leak());
+    }
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(cli.command.default_log_level()));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => logs.json().init(),
         // Colour only for a person at a terminal, not in files or journals.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     match redirector::cli::run(cli.command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

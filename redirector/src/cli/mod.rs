@@ -2,6 +2,7 @@
 //! are only front ends (`watch`, `explain`, `ranges`). `serve` turns its
 //! flags into the config model and starts [`crate::serve::Server`].
 
+pub mod check_config;
 pub mod explain;
 pub mod range_args;
 pub mod ranges;
@@ -17,8 +18,34 @@ use clap::{Parser, Subcommand};
     about = "steer: send each pull to the mirror nearest the client"
 )]
 pub struct Cli {
+    /// Log lines as text (for people) or JSON (one object per line, for
+    /// log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `redirector --version`: the version and the date of each feed in the
+/// ranges snapshot built into the binary.
+pub fn long_version() -> String {
+    let snapshot = steer_user::feeds::Snapshot::embedded();
+    let feeds: Vec<String> = snapshot
+        .feeds()
+        .iter()
+        .map(|f| format!("{} {}", f.kind, f.feed.created))
+        .collect();
+    format!(
+        "{} (embedded ranges: {})",
+        env!("CARGO_PKG_VERSION"),
+        feeds.join(", ")
+    )
 }
 
 #[derive(Subcommand)]
@@ -36,6 +63,9 @@ pub enum Command {
     /// Build, fetch and show the ranges snapshot.
     #[command(subcommand)]
     Ranges(ranges::Command),
+    /// Validate a `serve` config file and print every key's value and
+    /// origin (default, env or file).
+    CheckConfig(check_config::CheckConfigArgs),
 }
 
 impl Command {
@@ -43,7 +73,7 @@ impl Command {
     pub fn default_log_level(&self) -> &'static str {
         match self {
             Command::Watch(_) | Command::Serve(_) => "info",
-            Command::Explain(_) | Command::Ranges(_) => "warn",
+            Command::Explain(_) | Command::Ranges(_) | Command::CheckConfig(_) => "warn",
         }
     }
 }
@@ -55,5 +85,6 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(*args),
         Command::Explain(args) => explain::run(args),
         Command::Ranges(command) => ranges::run(command),
+        Command::CheckConfig(args) => check_config::run(args),
     }
 }

@@ -27,8 +27,73 @@ macro_rules! layer {
             pub fn under(self, top: Layer) -> Layer {
                 Layer { $( $field: top.$field.or(self.$field), )* }
             }
+
+            /// Every key with its value, if this layer sets it.
+            pub fn entries(&self) -> Vec<(&'static str, Option<String>)> {
+                vec![ $( (stringify!($field), self.$field.as_ref().map(Show::show)), )* ]
+            }
         }
     };
+}
+
+/// A value as `check-config` prints it.
+trait Show {
+    fn show(&self) -> String;
+}
+
+macro_rules! show_display {
+    ($($ty:ty),*) => { $( impl Show for $ty { fn show(&self) -> String { self.to_string() } } )* };
+}
+show_display!(String, u64, usize, u32, bool, SocketAddr);
+
+impl Show for Duration {
+    fn show(&self) -> String {
+        humantime::format_duration(*self).to_string()
+    }
+}
+
+impl Show for Option<String> {
+    fn show(&self) -> String {
+        self.clone().unwrap_or_else(|| "none".to_owned())
+    }
+}
+
+impl Show for PathBuf {
+    fn show(&self) -> String {
+        self.display().to_string()
+    }
+}
+
+impl Show for Vec<Class> {
+    fn show(&self) -> String {
+        let names: Vec<String> = self.iter().map(Class::to_string).collect();
+        format!("[{}]", names.join(", "))
+    }
+}
+
+impl Show for TlsFiles {
+    fn show(&self) -> String {
+        format!("cert {}, key {}", self.cert.display(), self.key.display())
+    }
+}
+
+impl Show for Backends {
+    fn show(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+impl Show for Forwarded {
+    fn show(&self) -> String {
+        match self {
+            Forwarded::Peer => "peer".to_owned(),
+            Forwarded::SecondToLast => "second-to-last".to_owned(),
+            Forwarded::Trusted(nets) => {
+                let nets: Vec<String> = nets.iter().map(ToString::to_string).collect();
+                format!("trusted [{}]", nets.join(", "))
+            }
+        }
+    }
 }
 
 layer! {

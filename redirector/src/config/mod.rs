@@ -156,6 +156,104 @@ impl Config {
     }
 }
 
+/// A key, the value it resolves to, and where that came from.
+pub type OriginRow = (&'static str, Option<String>, Origin);
+
+/// Where a resolved value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    Env,
+    File,
+    Flag,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Default => "default",
+            Origin::Env => "env",
+            Origin::File => "file",
+            Origin::Flag => "flag",
+        }
+    }
+}
+
+/// Every key of the model with the value it resolves to and where that
+/// came from: flags over the file over the environment over the default
+/// (`None` where the default is "not set"). Fails as [`Config::resolve`]
+/// would.
+pub fn origins(
+    env: impl Fn(&str) -> Option<String>,
+    flags: Layer,
+) -> Result<Vec<OriginRow>, ConfigError> {
+    let env_layer = Layer::from_env(&env)?;
+    let file_layer = match &flags.file {
+        Some(path) => read_file(path)?,
+        None => Layer::default(),
+    };
+    let config = Config::resolve(&env, flags.clone())?;
+    let defaults = layer_of(&Config::from_layers(Layer::default(), Layer::default())?);
+    let resolved = layer_of(&config).entries();
+    let layers = [
+        (flags.entries(), Origin::Flag),
+        (file_layer.entries(), Origin::File),
+        (env_layer.entries(), Origin::Env),
+    ];
+    Ok(defaults
+        .entries()
+        .into_iter()
+        .zip(resolved)
+        .enumerate()
+        .filter(|(_, ((key, _), _))| *key != "file" && *key != "default_aws_base_url")
+        .map(|(i, ((key, _), (_, value)))| {
+            let origin = layers
+                .iter()
+                .find(|(entries, _)| entries[i].1.is_some())
+                .map_or(Origin::Default, |(_, o)| *o);
+            (key, value, origin)
+        })
+        .collect())
+}
+
+/// A resolved config as a layer that sets every key it has a value
+/// for (what `check-config` shows).
+fn layer_of(c: &Config) -> Layer {
+    let s = &c.settings;
+    let b = &s.blob_check;
+    let l = &c.limits;
+    Layer {
+        upstream: Some(s.upstream.clone()),
+        upstream_path: Some(s.upstream_path.clone()),
+        signature_upstream: s.signature_upstream.clone().map(Some),
+        info_url: Some(s.info_url.clone()),
+        privacy_url: Some(s.privacy_url.clone()),
+        backends: Some(s.backends.clone()),
+        default_aws_base_url: None,
+        blob_check_timeout: Some(b.timeout),
+        blob_cache_entries: Some(b.capacity),
+        blob_found_ttl: Some(b.found_ttl),
+        blob_missing_ttl: Some(b.missing_ttl),
+        max_blob_checks: Some(b.max_in_flight),
+        max_blob_checks_per_connection: Some(b.max_per_connection),
+        forwarded: Some(s.forwarded.clone()),
+        listen: Some(c.listen),
+        admin: Some(c.admin),
+        proxy_protocol: Some(c.proxy_protocol),
+        reuse_port: Some(c.reuse_port),
+        tls: c.tls.clone(),
+        handshake_timeout: Some(l.handshake_timeout),
+        header_timeout: Some(l.header_timeout),
+        idle_timeout: Some(l.idle_timeout),
+        max_connections: Some(l.max_connections),
+        max_streams: Some(l.max_streams),
+        grace: Some(c.grace),
+        reload_interval: Some(c.reload_interval),
+        drop: Some(c.drop.clone()),
+        file: c.file().map(Into::into),
+    }
+}
+
 /// Reads and validates a config file into a layer; errors start with the
 /// file's path.
 pub fn read_file(path: &Path) -> Result<Layer, ConfigError> {
