@@ -19,13 +19,15 @@ pub enum Event {
 
 pub struct Control {
     term: Signal,
+    int: Signal,
     hup: Signal,
     timer: Option<Interval>,
 }
 
 impl Control {
-    /// Installs the signal handlers; `reload_every` zero means reloads on
-    /// SIGHUP only. Periods under a second are raised to one.
+    /// Installs the signal handlers, all at once, so a signal that comes
+    /// any time after this is handled; `reload_every` zero means reloads
+    /// on SIGHUP only. Periods under a second are raised to one.
     pub fn new(reload_every: Duration) -> std::io::Result<Control> {
         let timer = (!reload_every.is_zero()).then(|| {
             let period = reload_every.max(Duration::from_secs(1));
@@ -35,6 +37,7 @@ impl Control {
         });
         Ok(Control {
             term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
             hup: signal(SignalKind::hangup())?,
             timer,
         })
@@ -53,7 +56,7 @@ impl Control {
             _ = self.hup.recv() => Event::Reload("SIGHUP"),
             _ = timer => Event::Reload("timer"),
             _ = self.term.recv() => Event::Stop,
-            _ = tokio::signal::ctrl_c() => Event::Stop,
+            _ = self.int.recv() => Event::Stop,
         }
     }
 }

@@ -60,17 +60,6 @@ pub fn run(args: WatchArgs) -> Result<()> {
         args.mode,
         pin_dir,
     )?;
-    let table = &ranges.table;
-    println!(
-        "steer: XDP on {} ({} mode), {} IPv4 + {} IPv6 prefixes in {} classes, service ports {:?}. Ctrl-C to stop.",
-        args.iface,
-        args.mode,
-        table.v4().len(),
-        table.v6().len(),
-        table.class_count(),
-        args.ports,
-    );
-
     let interval = args.interval.max(Duration::from_millis(100));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -79,6 +68,19 @@ pub fn run(args: WatchArgs) -> Result<()> {
     runtime.block_on(async {
         let mut control =
             Control::new(args.reload_interval).context("installing signal handlers")?;
+        // Announced only once the handlers are in: a signal right after
+        // the banner detaches cleanly.
+        let table = &ranges.table;
+        println!(
+            "steer: XDP on {} ({} mode), {} IPv4 + {} IPv6 prefixes in {} classes, service ports {:?}. Ctrl-C to stop.",
+            args.iface,
+            args.mode,
+            table.v4().len(),
+            table.v6().len(),
+            table.class_count(),
+            args.ports,
+        );
+
         let mut ticker = tokio::time::interval(interval);
         let mut last = Snapshot::read(&steer)?;
         ticker.tick().await;
