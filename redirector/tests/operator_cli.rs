@@ -3,6 +3,8 @@
 
 use std::process::{Command, Output};
 
+use steer_tests::process::text;
+
 fn redirector(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_redirector"))
         .args(args)
@@ -13,14 +15,6 @@ fn redirector(args: &[&str], env: &[(&str, &str)]) -> Output {
         .envs(env.iter().copied())
         .output()
         .expect("redirector")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]

@@ -31,3 +31,12 @@ pub struct XdpConfig {
     /// Where to pin the maps for `explain --kernel`; None: no pins.
     pub pin_dir: Option<PathBuf>,
 }
+
+/// `n` unless it is zero: counts of connections, streams, checks. `what`
+/// names the key or flag.
+pub(super) fn at_least_one(what: &str, n: Option<usize>) -> Result<Option<usize>, ConfigError> {
+    match n {
+        Some(0) => Err(ConfigError::new(format!("{what}: must be at least 1"))),
+        n => Ok(n),
+    }
+}

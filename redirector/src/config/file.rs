@@ -10,7 +10,7 @@ use steer_user::Class;
 
 use super::{
     duration,
-    error::{ConfigError, TlsFiles},
+    error::{ConfigError, TlsFiles, at_least_one},
     layer::Layer,
     settings,
 };
@@ -280,13 +280,6 @@ fn any_duration(key: &str, s: &str) -> Result<Duration> {
 
 fn positive(key: &str, s: &str) -> Result<Duration> {
     duration::parse_positive(s).map_err(|e| err!("{key}: {e}"))
-}
-
-fn at_least_one(key: &str, n: Option<usize>) -> Result<Option<usize>> {
-    if n == Some(0) {
-        bail!("{key}: must be at least 1");
-    }
-    Ok(n)
 }
 
 fn forwarded(c: &Client) -> Result<Option<Forwarded>> {

@@ -18,6 +18,7 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 
 use steer_user::{Class, ranges::RangeSources};
 
+use error::at_least_one;
 pub use error::{ConfigError, TlsFiles, XdpConfig};
 pub use layer::Layer;
 use limits::Limits;
@@ -263,11 +264,4 @@ pub fn read_file(path: &Path) -> Result<Layer, ConfigError> {
         file::parse(&text).map_err(|e| ConfigError::new(format!("{}: {e}", path.display())))?;
     layer.file = Some(path.to_owned());
     Ok(layer)
-}
-
-fn at_least_one(what: &str, n: Option<usize>) -> Result<Option<usize>, ConfigError> {
-    match n {
-        Some(0) => Err(ConfigError::new(format!("{what}: must be at least 1"))),
-        n => Ok(n),
-    }
 }

@@ -20,7 +20,8 @@ use tracing::info;
 
 use super::{
     accept,
-    conn::{Activity, MAX_HEADER_BYTES, Open, drive},
+    conn::{Activity, MAX_HEADER_BYTES, drive},
+    metrics::Counted,
     state::State,
 };
 use crate::config::limits::ADMIN;
@@ -44,7 +45,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, stop: watch::Receiv
         move |stream, _peer, slot| {
             let (state, builder, mut stop) = (state.clone(), builder.clone(), stop.clone());
             tokio::spawn(async move {
-                let _open = Open::new(&state.metrics.admin_connections);
+                let _open = Counted::new(&state.metrics.admin_connections);
                 let activity = Arc::new(Activity::new());
                 let service = {
                     let (state, activity) = (state.clone(), activity.clone());

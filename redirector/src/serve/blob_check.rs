@@ -25,11 +25,10 @@ use http_body_util::Empty;
 use hyper::body::Bytes;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use moka::{Expiry, future::Cache};
-use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Semaphore;
 use tracing::debug;
 
-use super::metrics::Metrics;
+use super::metrics::{Counted, Metrics};
 use crate::config::settings::BlobCheckSettings;
 
 /// What a check found.
@@ -115,22 +114,6 @@ pub struct BlobChecker {
 #[derive(Debug)]
 struct Busy;
 
-/// Counts a check in flight until dropped (also when its client leaves).
-struct InFlight<'a>(&'a Gauge);
-
-impl<'a> InFlight<'a> {
-    fn new(gauge: &'a Gauge) -> Self {
-        gauge.inc();
-        InFlight(gauge)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 struct Ttl {
     found: Duration,
     missing: Duration,
@@ -187,7 +170,7 @@ impl BlobChecker {
                 self.metrics.blob_check_rejected("connection").inc();
                 return Err(Busy);
             };
-            let _counted = InFlight::new(&self.metrics.blob_checks_in_flight);
+            let _counted = Counted::new(&self.metrics.blob_checks_in_flight);
             Ok(self.head(url).await)
         };
         self.cache

@@ -37,7 +37,7 @@ use crate::config::limits::Limits;
 
 use super::{
     handler::{self, ConnInfo},
-    metrics::Metrics,
+    metrics::{Counted, Metrics},
     prefixed::{Prefixed, Protocol, sniff},
     proxy_protocol,
     state::{Source, State},
@@ -123,7 +123,7 @@ impl Conns {
         slot: OwnedSemaphorePermit,
     ) {
         let metrics = self.state.metrics.clone();
-        let _open = Open::new(&metrics.connections);
+        let _open = Counted::new(&metrics.connections);
         let _ = stream.set_nodelay(true);
         let opened = tokio::time::timeout(self.limits.handshake_timeout, self.open(stream, peer));
         let refused = match opened.await {
@@ -370,21 +370,5 @@ impl Drop for Busy {
     fn drop(&mut self) {
         self.0.counts.fetch_sub(1, Ordering::Relaxed);
         self.0.touch();
-    }
-}
-
-/// Counts an open connection in a gauge until dropped.
-pub struct Open<'a>(&'a prometheus_client::metrics::gauge::Gauge);
-
-impl<'a> Open<'a> {
-    pub fn new(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
-        gauge.inc();
-        Open(gauge)
-    }
-}
-
-impl Drop for Open<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }

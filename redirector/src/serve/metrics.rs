@@ -76,6 +76,23 @@ impl EncodeLabelSet for RequestLabels {
     }
 }
 
+/// Counts something open or in flight in a gauge until dropped (also
+/// when the task holding it is cancelled).
+pub struct Counted<'a>(&'a Gauge);
+
+impl<'a> Counted<'a> {
+    pub fn new(gauge: &'a Gauge) -> Self {
+        gauge.inc();
+        Counted(gauge)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
