@@ -69,11 +69,8 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
         flags: Layer,
     ) -> Result<Config, ConfigError> {
-        let mut stack = Layer::from_env(&env)?;
-        if let Some(path) = &flags.file {
-            stack = stack.under(read_file(path)?);
-        }
-        Config::from_layers(stack.under(flags.clone()), flags)
+        let (env_layer, file_layer) = lower_layers(env, &flags)?;
+        Config::from_layers(env_layer.under(file_layer).under(flags.clone()), flags)
     }
 
     /// Resolves again from the same flags, the current environment and
@@ -193,7 +190,12 @@ pub fn origins(
         Some(path) => read_file(path)?,
         None => Layer::default(),
     };
-    let config = Config::resolve(&env, flags.clone())?;
+    // The same stack `resolve` builds, from the layers read once here.
+    let stack = env_layer
+        .clone()
+        .under(file_layer.clone())
+        .under(flags.clone());
+    let config = Config::from_layers(stack, flags.clone())?;
     let defaults = layer_of(&Config::from_layers(Layer::default(), Layer::default())?);
     let resolved = layer_of(&config).entries();
     let layers = [
@@ -253,6 +255,20 @@ fn layer_of(c: &Config) -> Layer {
         drop: Some(c.drop.clone()),
         file: c.file().map(Into::into),
     }
+}
+
+/// The layers under the flags: the environment, and the file the flags
+/// name (empty without one).
+fn lower_layers(
+    env: impl Fn(&str) -> Option<String>,
+    flags: &Layer,
+) -> Result<(Layer, Layer), ConfigError> {
+    let env = Layer::from_env(env)?;
+    let file = match &flags.file {
+        Some(path) => read_file(path)?,
+        None => Layer::default(),
+    };
+    Ok((env, file))
 }
 
 /// Reads and validates a config file into a layer; errors start with the
