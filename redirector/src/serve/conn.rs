@@ -122,7 +122,7 @@ impl Conns {
         peer: SocketAddr,
         slot: OwnedSemaphorePermit,
     ) {
-        let metrics = self.state.metrics.clone();
+        let metrics = &self.state.metrics;
         let _open = Counted::new(&metrics.connections);
         let _ = stream.set_nodelay(true);
         let opened = tokio::time::timeout(self.limits.handshake_timeout, self.open(stream, peer));
