@@ -15,6 +15,18 @@ pub struct Backend {
     /// Shared with every metric series that names it.
     pub name: std::sync::Arc<str>,
     pub base_url: String,
+    /// Where `redirector sync` writes this backend's blobs, if anywhere.
+    pub store: Option<StoreSpec>,
+}
+
+/// A backend's object store as the config file names it: a URL
+/// (`file:///srv/mirror`, `s3://bucket/prefix`, `gs://bucket/prefix`,
+/// `az://container/prefix`) and the store's own options (region,
+/// endpoint, ...), checked when `sync` opens it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSpec {
+    pub url: String,
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a backend was chosen.
@@ -150,6 +162,7 @@ impl Backends {
             };
             let index = backends.len();
             backends.push(Backend {
+                store: None,
                 name: format!("aws-{region}").into(),
                 base_url,
             });
@@ -164,6 +177,7 @@ impl Backends {
             }
         }
         backends.push(Backend {
+            store: None,
             name: "aws-default".into(),
             base_url: default_aws_base_url.to_owned(),
         });
@@ -176,6 +190,11 @@ impl Backends {
             // cannot place, GCP aside.
             unknown: Some(default),
         }
+    }
+
+    /// Every backend, in config order.
+    pub fn list(&self) -> &[Backend] {
+        &self.backends
     }
 
     /// How many backends there are (each a host the blob checks may

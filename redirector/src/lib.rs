@@ -9,6 +9,7 @@
 //!   loop, and XDP bring-up, shared by `serve` and `watch`;
 //! - [`cli`]: clap types and the front-end commands.
 
+pub mod audit;
 pub mod backends;
 pub mod cli;
 pub mod config;
@@ -17,4 +18,5 @@ pub mod forwarded;
 pub mod reload;
 pub mod routes;
 pub mod serve;
+pub mod sync;
 pub mod xdp;

@@ -28,11 +28,15 @@ fn main() -> std::process::ExitCode {
             .init(),
     }
     match redirector::cli::run(cli.command) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // One line, cause chain included: what operators grep for.
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            if e.chain().any(|c| c.is::<redirector::cli::UsageError>()) {
+                std::process::ExitCode::from(2)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

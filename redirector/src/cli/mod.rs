@@ -2,11 +2,14 @@
 //! are only front ends (`watch`, `explain`, `ranges`). `serve` turns its
 //! flags into the config model and starts [`crate::serve::Server`].
 
+pub mod audit;
 pub mod check_config;
 pub mod explain;
+pub mod mirror_args;
 pub mod range_args;
 pub mod ranges;
 pub mod serve;
+pub mod sync;
 pub mod watch;
 
 use clap::{Parser, Subcommand};
@@ -66,25 +69,44 @@ pub enum Command {
     /// Validate a `serve` config file and print every key's value and
     /// origin (default, env or file).
     CheckConfig(check_config::CheckConfigArgs),
+    /// Copy the blobs of images from the upstream into every backend's
+    /// store, verified; a rerun copies only what is missing. Exit 0: every
+    /// blob is in every store; 1: something failed; 2: usage or config.
+    Sync(Box<sync::SyncArgs>),
+    /// Check that every backend serves every blob of images through its
+    /// base_url, as clients fetch it. Exit codes as for sync.
+    Audit(Box<audit::AuditArgs>),
 }
+
+/// A mistake in the command line, the config or an images file: exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
 
 impl Command {
     /// Services log what they do; one-shot commands only what went wrong.
     pub fn default_log_level(&self) -> &'static str {
         match self {
             Command::Watch(_) | Command::Serve(_) => "info",
-            Command::Explain(_) | Command::Ranges(_) | Command::CheckConfig(_) => "warn",
+            Command::Explain(_)
+            | Command::Ranges(_)
+            | Command::CheckConfig(_)
+            | Command::Sync(_)
+            | Command::Audit(_) => "warn",
         }
     }
 }
 
-/// Runs one command to its end.
-pub fn run(command: Command) -> anyhow::Result<()> {
+/// Runs one command to its end; the exit code for when it did not fail.
+pub fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
+    let ok = |r: anyhow::Result<()>| r.map(|()| std::process::ExitCode::SUCCESS);
     match command {
-        Command::Watch(args) => watch::run(args),
-        Command::Serve(args) => serve::run(*args),
-        Command::Explain(args) => explain::run(args),
-        Command::Ranges(command) => ranges::run(command),
-        Command::CheckConfig(args) => check_config::run(args),
+        Command::Watch(args) => ok(watch::run(args)),
+        Command::Serve(args) => ok(serve::run(*args)),
+        Command::Explain(args) => ok(explain::run(args)),
+        Command::Ranges(command) => ok(ranges::run(command)),
+        Command::CheckConfig(args) => ok(check_config::run(args)),
+        Command::Sync(args) => sync::run(*args),
+        Command::Audit(args) => audit::run(*args),
     }
 }

@@ -2,7 +2,11 @@
 //! optional, each validated here so an error names it. The keys are in
 //! docs/configuration.md.
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::SocketAddr,
+    time::Duration,
+};
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -15,7 +19,7 @@ use super::{
     settings,
 };
 use crate::{
-    backends::{Backend, Backends},
+    backends::{Backend, Backends, StoreSpec},
     forwarded::Forwarded,
 };
 
@@ -72,6 +76,12 @@ struct BackendEntry {
     /// `provider/region` classes this backend serves.
     #[serde(default)]
     serves: Vec<String>,
+    /// Where `redirector sync` writes this backend's blobs.
+    store: Option<String>,
+    /// The store's options (region, endpoint, ...), as object_store
+    /// names them.
+    #[serde(default)]
+    store_options: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -238,9 +248,17 @@ fn backends(entries: &[BackendEntry], fallback: Option<&Fallback>) -> Result<Bac
                 );
             }
         }
+        let store = match &e.store {
+            Some(url) => Some(store_spec(&key, url, &e.store_options)?),
+            None if !e.store_options.is_empty() => {
+                bail!("{key}.store_options: given without {key}.store")
+            }
+            None => None,
+        };
         list.push(Backend {
             name: e.name.as_str().into(),
             base_url,
+            store,
         });
     }
     let find = |key: String, name: &str| -> Result<usize> {
@@ -263,6 +281,35 @@ fn backends(entries: &[BackendEntry], fallback: Option<&Fallback>) -> Result<Bac
         };
     }
     Ok(Backends::new(list, by_class, nearest, unknown))
+}
+
+/// The schemes `sync` can write to; the rest of the URL and the options
+/// are checked when the store is opened.
+const STORE_SCHEMES: &[&str] = &["file", "s3", "gs", "az", "abfs", "abfss"];
+
+fn store_spec(key: &str, url: &str, options: &BTreeMap<String, String>) -> Result<StoreSpec> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        bail!("{key}.store: `{url}` is not a URL such as file:///srv/mirror or s3://bucket/prefix");
+    };
+    if !STORE_SCHEMES.contains(&scheme) {
+        bail!(
+            "{key}.store: scheme `{scheme}` is not one of {}",
+            STORE_SCHEMES.join(", ")
+        );
+    }
+    if scheme == "file" && !rest.starts_with('/') {
+        bail!("{key}.store: `{url}` must name an absolute path (file:///srv/mirror)");
+    }
+    if scheme != "file" && rest.split('/').next().is_none_or(str::is_empty) {
+        bail!("{key}.store: `{url}` names no bucket");
+    }
+    if rest.contains(['?', '#']) {
+        bail!("{key}.store: `{url}` must not have a query or fragment (use store_options)");
+    }
+    Ok(StoreSpec {
+        url: url.to_owned(),
+        options: options.clone(),
+    })
 }
 
 pub fn parse_class(s: &str) -> Option<Class> {
