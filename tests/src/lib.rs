@@ -6,6 +6,7 @@ pub mod feed_server;
 pub mod http_bench;
 pub mod launch;
 pub mod loopback;
+pub mod mirrors;
 pub mod netns;
 pub mod packet;
 pub mod process;

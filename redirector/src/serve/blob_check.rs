@@ -62,8 +62,18 @@ pub struct HttpProbe {
 
 impl HttpProbe {
     pub fn new(settings: &BlobCheckSettings) -> HttpProbe {
+        use hyper_rustls::ConfigBuilderExt as _;
+        // ring named explicitly: object_store brings aws-lc-rs too, and
+        // with two providers built in rustls has no default.
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_webpki_roots()
+        .with_no_client_auth();
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .build();

@@ -168,43 +168,43 @@ fn open_url(url: &url::Url, spec: &StoreSpec) -> Result<(Arc<dyn ObjectStore>, S
             return Ok((Arc::new(fs), String::new()));
         }
         "s3" => {
-            let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
+            // Client options first: the store's own options (allow_http, ...)
+            // then adjust them.
+            let mut b = AmazonS3Builder::from_env()
+                .with_url(url.as_str())
+                .with_retry(retry.clone())
+                .with_client_options(client.clone());
             for (k, v) in &spec.options {
                 let key: AmazonS3ConfigKey = k.parse().map_err(|_| unknown(k))?;
                 b = b.with_config(key, v);
             }
-            Arc::new(
-                b.with_retry(retry)
-                    .with_client_options(client)
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            )
+            Arc::new(b.build().map_err(|e| e.to_string())?)
         }
         "gs" => {
-            let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+            // Client options first: the store's own options (allow_http, ...)
+            // then adjust them.
+            let mut b = GoogleCloudStorageBuilder::from_env()
+                .with_url(url.as_str())
+                .with_retry(retry.clone())
+                .with_client_options(client.clone());
             for (k, v) in &spec.options {
                 let key: GoogleConfigKey = k.parse().map_err(|_| unknown(k))?;
                 b = b.with_config(key, v);
             }
-            Arc::new(
-                b.with_retry(retry)
-                    .with_client_options(client)
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            )
+            Arc::new(b.build().map_err(|e| e.to_string())?)
         }
         "az" | "abfs" | "abfss" => {
-            let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+            // Client options first: the store's own options (allow_http, ...)
+            // then adjust them.
+            let mut b = MicrosoftAzureBuilder::from_env()
+                .with_url(url.as_str())
+                .with_retry(retry.clone())
+                .with_client_options(client.clone());
             for (k, v) in &spec.options {
                 let key: AzureConfigKey = k.parse().map_err(|_| unknown(k))?;
                 b = b.with_config(key, v);
             }
-            Arc::new(
-                b.with_retry(retry)
-                    .with_client_options(client)
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            )
+            Arc::new(b.build().map_err(|e| e.to_string())?)
         }
         other => return Err(format!("scheme `{other}` is not supported")),
     };

@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::sample::Rng;
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 
@@ -140,6 +141,92 @@ impl Image {
     /// The digests a pull fetches through `/v2/<name>/blobs/`.
     pub fn blob_digests(&self) -> Vec<&str> {
         self.blobs.iter().map(|b| b.digest.as_str()).collect()
+    }
+}
+
+/// A multi-platform image: an OCI index over one image per platform,
+/// written as one layout whose `index.json` names the index by its tag.
+pub struct MultiArch {
+    pub name: String,
+    pub tag: String,
+    pub layout: PathBuf,
+    pub index_digest: String,
+    /// Per platform: its manifest's digest.
+    pub manifests: Vec<String>,
+    /// Every blob (configs and layers) of every platform.
+    pub blobs: Vec<Blob>,
+}
+
+impl MultiArch {
+    /// One image per `(os, architecture)` in `platforms`, each with
+    /// layers of `layer_sizes` and seeded bytes of its own.
+    pub fn build(
+        dir: &Path,
+        name: &str,
+        tag: &str,
+        seed: u64,
+        platforms: &[(&str, &str)],
+        layer_sizes: &[usize],
+    ) -> MultiArch {
+        let images: Vec<Image> = platforms
+            .iter()
+            .enumerate()
+            .map(|(i, (os, arch))| {
+                Image::build(
+                    dir,
+                    &format!("{name}-{os}-{arch}"),
+                    tag,
+                    seed + i as u64,
+                    layer_sizes,
+                )
+            })
+            .collect();
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": INDEX,
+            "manifests": images.iter().zip(platforms).map(|(img, (os, arch))| json!({
+                "mediaType": MANIFEST,
+                "digest": img.manifest_digest,
+                "size": img.manifest.len(),
+                "platform": {"os": os, "architecture": arch},
+            })).collect::<Vec<_>>(),
+        }))
+        .expect("index JSON");
+        let index_digest = sha256(&index);
+        let layout = dir.join(format!("{}-{tag}-index.oci", name.replace('/', "-")));
+        let blob_dir = layout.join("blobs/sha256");
+        fs::create_dir_all(&blob_dir).expect("layout directory");
+        fs::write(blob_dir.join(hex(&index_digest)), &index).expect("index blob");
+        for img in &images {
+            for b in &img.blobs {
+                fs::write(blob_dir.join(hex(&b.digest)), &b.bytes).expect("layout blob");
+            }
+            fs::write(blob_dir.join(hex(&img.manifest_digest)), &img.manifest)
+                .expect("manifest blob");
+        }
+        let top = json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": INDEX,
+                "digest": index_digest,
+                "size": index.len(),
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+            }],
+        });
+        fs::write(layout.join("index.json"), top.to_string()).expect("index.json");
+        fs::write(
+            layout.join("oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+        .expect("oci-layout");
+        MultiArch {
+            name: name.to_owned(),
+            tag: tag.to_owned(),
+            layout,
+            index_digest,
+            manifests: images.iter().map(|i| i.manifest_digest.clone()).collect(),
+            blobs: images.into_iter().flat_map(|i| i.blobs).collect(),
+        }
     }
 }
 

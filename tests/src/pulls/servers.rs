@@ -79,6 +79,8 @@ pub struct Registry {
     _process: Running,
     log: PathBuf,
     pub url: String,
+    /// Its storage root (`docker/registry/v2/...` below).
+    pub data: PathBuf,
 }
 
 impl Registry {
@@ -112,6 +114,7 @@ impl Registry {
             _process: process,
             log,
             url: format!("http://{sock}"),
+            data: root.join("data"),
         }
     }
 
@@ -227,7 +230,12 @@ impl Mirror {
     }
 
     fn blob_path(&self, digest: &str) -> PathBuf {
-        self.root.join("www/containers/images").join(digest)
+        self.www().join("containers/images").join(digest)
+    }
+
+    /// The directory nginx serves: a `file://` store for `sync`.
+    pub fn www(&self) -> PathBuf {
+        self.root.join("www")
     }
 
     /// Every request nginx has logged so far.
