@@ -76,6 +76,9 @@ enum Bench {
     /// Userspace lookups against a sorted-vector baseline, kernel map
     /// loads one by one against batched, memory of the compiled table.
     Lpm,
+    /// `redirector sync` filling an empty mirror against `skopeo sync` to a
+    /// directory, from the same registry, plus each one's no-op rerun.
+    Sync,
     /// `redirector serve` against nginx and HAProxy configured from the
     /// same ranges, driven by wrk in a private namespace.
     Http,
@@ -167,6 +170,7 @@ fn main() -> Result<()> {
                 Bench::Xdp => "xdp",
                 Bench::Lpm => "lpm",
                 Bench::Http => "http",
+                Bench::Sync => "sync",
                 Bench::Hot => {
                     return cargo(&[
                         "bench",
@@ -180,7 +184,7 @@ fn main() -> Result<()> {
             };
             require_root(&format!("bench {name}"))?;
             setup::run(setup::Mode::IfMissing)?;
-            if which == Bench::Http {
+            if matches!(which, Bench::Http | Bench::Sync) {
                 cargo(&["build", "--release", "--locked", "--package", "redirector"])?;
             }
             cargo(&[

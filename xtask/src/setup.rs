@@ -12,7 +12,8 @@ use anyhow::{Context as _, Result, bail};
 /// client); the real servers and clients of the end-to-end pulls and the
 /// demo: the distribution registry, nginx, skopeo and containerd; the
 /// peers and the load generator of `bench http`: HAProxy and wrk;
-/// systemd for `systemd-analyze verify` of the units in deploy/systemd.
+/// systemd for `systemd-analyze verify` of the units in deploy/systemd;
+/// python3-venv for moto, the S3-compatible server of the sync tests.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -29,7 +30,14 @@ const APT_PACKAGES: &[&str] = &[
     "haproxy",
     "wrk",
     "systemd",
+    "python3-venv",
 ];
+
+/// moto (PyPI), the S3-compatible server the sync tests start, when the
+/// machine has no `moto_server`: installed into its own venv here, where
+/// the tests look for it (steer_tests::mirrors::MOTO_VENV).
+const MOTO_VENV: &str = "/opt/steer-moto";
+const MOTO_REQUIREMENT: &str = "moto[server]>=5.1,<6";
 
 /// Debian's hook that tells package scripts whether they may start
 /// services. The tests start every server themselves, in namespaces.
@@ -93,6 +101,16 @@ pub fn run(mode: Mode) -> Result<()> {
                 .args(["--features", BPF_LINKER_FEATURE])
                 .env("LLVM_PREFIX", LLVM_PREFIX),
         )?;
+    }
+
+    let venv_moto = format!("{MOTO_VENV}/bin/moto_server");
+    if answers("moto_server", &["--help"]) || answers(&venv_moto, &["--help"]) {
+        say("moto_server present");
+    } else {
+        need_root("installing moto")?;
+        eprintln!("setup: installing {MOTO_REQUIREMENT} into {MOTO_VENV} (about a minute)");
+        sh(Command::new("/usr/bin/python3").args(["-m", "venv", MOTO_VENV]))?;
+        sh(Command::new(format!("{MOTO_VENV}/bin/pip")).args(["install", "-q", MOTO_REQUIREMENT]))?;
     }
 
     if is_root() {

@@ -5,8 +5,8 @@ use std::{process::ExitCode, time::Instant};
 use anyhow::{Context as _, Result};
 
 use super::{
-    UsageError,
     mirror_args::{MirrorArgs, runtime},
+    usage::UsageError,
 };
 use crate::audit::{AuditReport, DEFAULT_AUDIT_JOBS, audit};
 

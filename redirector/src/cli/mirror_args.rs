@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Instant};
 
 use anyhow::{Context as _, Result};
 
-use super::UsageError;
+use super::usage::UsageError;
 use crate::{
     config::{Config, Layer},
     sync::{

@@ -10,7 +10,10 @@ pub mod range_args;
 pub mod ranges;
 pub mod serve;
 pub mod sync;
+pub mod usage;
 pub mod watch;
+
+pub use usage::UsageError;
 
 use clap::{Parser, Subcommand};
 
@@ -77,11 +80,6 @@ pub enum Command {
     /// base_url, as clients fetch it. Exit codes as for sync.
     Audit(Box<audit::AuditArgs>),
 }
-
-/// A mistake in the command line, the config or an images file: exit 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
 
 impl Command {
     /// Services log what they do; one-shot commands only what went wrong.

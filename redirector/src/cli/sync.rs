@@ -5,8 +5,8 @@ use std::{process::ExitCode, sync::atomic::Ordering, time::Instant};
 use anyhow::Result;
 
 use super::{
-    UsageError,
     mirror_args::{MirrorArgs, runtime},
+    usage::UsageError,
 };
 use crate::sync::{DEFAULT_JOBS, SyncOptions, report::Report, store::Store, sync};
 

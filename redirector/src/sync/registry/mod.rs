@@ -8,6 +8,8 @@
 //! reqwest is the HTTP client object_store already brings.
 
 pub mod auth;
+pub mod body;
+pub mod error;
 pub mod retry;
 
 use std::{
@@ -19,14 +21,16 @@ use std::{
 use reqwest::{Method, Response, StatusCode, header};
 use tokio::sync::Mutex;
 
+pub use self::error::RegistryError;
 use self::{
     auth::{Challenge, Credentials, TokenAnswer, parse_challenge},
+    body::{next_link, ok, read_bounded},
+    error::Result,
     retry::{RateLimit, RetryPolicy, parse_retry_after, retryable},
 };
 
-/// The largest manifest or tag list page read (distribution's own limit
-/// for manifests is 4 MiB).
-pub const MAX_DOCUMENT: usize = 4 << 20;
+pub use self::body::MAX_DOCUMENT;
+
 /// Tag list pages followed for one repository (1000 tags each).
 pub const MAX_TAG_PAGES: usize = 1000;
 /// Time for one manifest, tag list or token request, start to end.
@@ -38,31 +42,6 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What the manifest endpoint accepts: OCI and Docker, images and indexes.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
-
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error("{url}: {source}")]
-    Transport {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("{url}: HTTP {status}")]
-    Status { url: String, status: u16 },
-    #[error("{url}: {reason}")]
-    Invalid { url: String, reason: String },
-}
-
-impl RegistryError {
-    fn invalid(url: &str, reason: impl Into<String>) -> RegistryError {
-        RegistryError::Invalid {
-            url: url.to_owned(),
-            reason: reason.into(),
-        }
-    }
-}
-
-type Result<T> = std::result::Result<T, RegistryError>;
 
 /// How to reach the upstream.
 #[derive(Clone, Debug, Default)]
@@ -370,86 +349,9 @@ impl Registry {
     }
 }
 
-fn ok(resp: Response, url: &str) -> Result<Response> {
-    if resp.status().is_success() {
-        Ok(resp)
-    } else {
-        Err(RegistryError::Status {
-            url: url.to_owned(),
-            status: resp.status().as_u16(),
-        })
-    }
-}
-
-/// The body, refused past [`MAX_DOCUMENT`] bytes.
-async fn read_bounded(mut resp: Response, url: &str) -> Result<bytes::Bytes> {
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_DOCUMENT as u64)
-    {
-        return Err(RegistryError::invalid(
-            url,
-            format!("document over {MAX_DOCUMENT} bytes"),
-        ));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|source| RegistryError::Transport {
-            url: url.to_owned(),
-            source,
-        })?
-    {
-        if body.len() + chunk.len() > MAX_DOCUMENT {
-            return Err(RegistryError::invalid(
-                url,
-                format!("document over {MAX_DOCUMENT} bytes"),
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.into())
-}
-
-/// The target of `rel="next"` in a `Link` header.
-fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-        params
-            .split(';')
-            .any(|p| {
-                let p = p.trim().replace(' ', "");
-                p == "rel=\"next\"" || p == "rel=next"
-            })
-            .then(|| target.to_owned())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn next_links() {
-        let cases: &[(&str, Option<&str>)] = &[
-            (
-                r#"</v2/a/tags/list?last=x&n=1000>; rel="next""#,
-                Some("/v2/a/tags/list?last=x&n=1000"),
-            ),
-            (
-                r#"<https://r/x>; rel="prev", <https://r/y>; rel="next""#,
-                Some("https://r/y"),
-            ),
-            ("<https://r/y>; rel=next", Some("https://r/y")),
-            (r#"<https://r/y>; rel="prev""#, None),
-            ("garbage", None),
-        ];
-        for (header, want) in cases {
-            assert_eq!(next_link(header).as_deref(), *want, "{header}");
-        }
-    }
 
     #[test]
     fn pages_stay_on_the_registry() {
