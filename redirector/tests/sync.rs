@@ -18,7 +18,10 @@ use std::{
 use serde_json::Value;
 use steer_tests::{
     launch::{Launch, Redirector},
-    mirrors::{DOWN_PORT, Fleet, RateLimitedProxy, S3_PORT},
+    mirrors::{
+        DOWN_PORT, Fleet, S3_PORT,
+        proxy::{Gate, Proxy},
+    },
     process::{Running, root_or_skip, text},
     pulls::oci::sha256,
 };
@@ -394,28 +397,117 @@ fn an_s3_endpoint_down_fails_alone_and_429s_are_retried() {
     assert_eq!(backend(&report, "files")["copied"], want.len());
 
     // Through a proxy that refuses bursts with 429 and Retry-After: 1.
-    let proxy = RateLimitedProxy::start(&fleet.ns, fleet.dir.path(), 5001, &fleet.registry.url);
-    let config = fleet.dir.path().join("busy.toml");
-    let fresh = fleet.dir.path().join("fresh");
-    std::fs::write(
-        &config,
-        format!(
-            "[upstream]\nregistry = \"{}\"\npath = \"\"\n\n[[backend]]\nname = \"fresh\"\nbase_url = \"http://127.0.0.1:1\"\nstore = \"file://{}\"\n",
-            proxy.url,
-            fresh.display()
-        ),
-    )
-    .unwrap();
+    let proxy = Proxy::start(
+        &fleet.ns,
+        fleet.dir.path(),
+        5001,
+        &fleet.registry.url,
+        Gate::RateLimit,
+    );
+    let (config, fresh) = fleet.fresh_config("busy", &proxy.url);
     let out = sync(&fleet, &config, &["--max-rps", "0", "--retries", "10"]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let report = json(&out);
     assert_eq!(backend(&report, "fresh")["copied"], want.len(), "{report}");
     assert!(report["retries"].as_u64().unwrap() > 0, "{report}");
-    assert!(proxy.refused() > 0, "the proxy refused nothing");
+    assert!(proxy.answered(429) > 0, "the proxy refused nothing");
+    assert_store_holds_every_blob(&fleet, &fresh);
+}
+
+fn assert_store_holds_every_blob(fleet: &Fleet, store: &Path) {
     for blob in fleet.blobs() {
-        let got = std::fs::read(fresh.join("containers/images").join(&blob.digest)).unwrap();
-        assert_eq!(got, blob.bytes);
+        let got = std::fs::read(store.join("containers/images").join(&blob.digest))
+            .unwrap_or_else(|e| panic!("{} not in {}: {e}", blob.digest, store.display()));
+        assert_eq!(got, blob.bytes, "{}", blob.digest);
     }
+}
+
+#[test]
+fn upstreams_that_ask_for_basic_credentials_or_a_bearer_token() {
+    if !root_or_skip("upstreams_that_ask_for_basic_credentials_or_a_bearer_token") {
+        return;
+    }
+    let fleet = Fleet::start();
+    let basic = Proxy::start(
+        &fleet.ns,
+        fleet.dir.path(),
+        5002,
+        &fleet.registry.url,
+        Gate::Basic {
+            user: "ann".into(),
+            password: "s3cret".into(),
+        },
+    );
+    let images = fleet.images_file();
+    let run = |config: &Path, env: &[(&str, &str)]| {
+        fleet.run_with(
+            Path::new(BIN),
+            &[
+                "sync",
+                "--config",
+                config.to_str().unwrap(),
+                "--images",
+                images.to_str().unwrap(),
+                "--json",
+            ],
+            env,
+            LIMIT,
+        )
+    };
+
+    let (config, _) = fleet.fresh_config("anonymous", &basic.url);
+    let out = run(&config, &[]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        json(&out)["errors"].to_string().contains("no credentials"),
+        "{}",
+        text(&out)
+    );
+
+    let (config, store) = fleet.fresh_config("env-credentials", &basic.url);
+    let out = run(
+        &config,
+        &[
+            ("STEER_UPSTREAM_USERNAME", "ann"),
+            ("STEER_UPSTREAM_PASSWORD", "s3cret"),
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_store_holds_every_blob(&fleet, &store);
+
+    // A docker config file, keyed by the upstream's host:port.
+    let docker = fleet.dir.path().join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        r#"{"auths": {"127.0.0.1:5002": {"auth": "YW5uOnMzY3JldA=="}}}"#,
+    )
+    .unwrap();
+    let (config, store) = fleet.fresh_config("docker-config", &basic.url);
+    let out = run(&config, &[("DOCKER_CONFIG", docker.to_str().unwrap())]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_store_holds_every_blob(&fleet, &store);
+
+    let bearer = Proxy::start(
+        &fleet.ns,
+        fleet.dir.path(),
+        5003,
+        &fleet.registry.url,
+        Gate::Bearer {
+            token: "t0ken".into(),
+        },
+    );
+    let (config, store) = fleet.fresh_config("bearer", &bearer.url);
+    let out = run(&config, &[]);
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    assert_store_holds_every_blob(&fleet, &store);
+    let log = bearer.accesses();
+    assert!(
+        log.iter()
+            .any(|a| a.path.starts_with("/token?") && a.path.contains("scope=repository")),
+        "no token request: {log:?}"
+    );
+    assert!(bearer.answered(401) > 0, "no challenge was answered");
 }
 
 #[test]

@@ -13,6 +13,8 @@ use std::{
     time::Duration,
 };
 
+pub mod proxy;
+
 use crate::{
     netns::Netns,
     process::{Running, run_bounded},
@@ -128,6 +130,23 @@ unknown = "{unknown}"
         path
     }
 
+    /// A config whose upstream is `registry` and whose one backend,
+    /// `fresh`, has an empty `file://` store of its own; returns the
+    /// config and the store's directory.
+    pub fn fresh_config(&self, name: &str, registry: &str) -> (PathBuf, PathBuf) {
+        let store = self.dir.path().join(format!("{name}-store"));
+        let config = self.dir.path().join(format!("{name}.toml"));
+        fs::write(
+            &config,
+            format!(
+                "[upstream]\nregistry = \"{registry}\"\npath = \"\"\n\n[[backend]]\nname = \"fresh\"\nbase_url = \"http://{HOST}:1\"\nstore = \"file://{}\"\n",
+                store.display()
+            ),
+        )
+        .expect("config file");
+        (config, store)
+    }
+
     /// The images file naming all three images.
     pub fn images_file(&self) -> PathBuf {
         let path = self.dir.path().join("images.toml");
@@ -142,11 +161,23 @@ unknown = "{unknown}"
     /// `binary args...` run to its end inside the namespace, with moto's
     /// credentials in the environment.
     pub fn run(&self, binary: &Path, args: &[&str], limit: Duration) -> Output {
+        self.run_with(binary, args, &[], limit)
+    }
+
+    /// [`Fleet::run`] with more variables in its environment.
+    pub fn run_with(
+        &self,
+        binary: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        limit: Duration,
+    ) -> Output {
         let mut cmd = self.ns.command(binary);
         cmd.args(args)
             .env("AWS_ACCESS_KEY_ID", "steer-test")
             .env("AWS_SECRET_ACCESS_KEY", "steer-test")
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied());
         run_bounded(&mut cmd, limit)
             .unwrap_or_else(|o| panic!("{args:?} ran over {limit:?}: {}", crate::process::text(&o)))
     }
@@ -296,63 +327,5 @@ impl Fleet {
     /// The blob at the file mirror's final key, if there is one.
     pub fn file_object(&self, digest: &str) -> Option<Vec<u8>> {
         fs::read(self.files.www().join("containers/images").join(digest)).ok()
-    }
-}
-
-/// nginx in front of the registry, answering 429 with `Retry-After: 1`
-/// to more than 5 requests a second (burst 2): an upstream that pushes
-/// back, as real registries do.
-pub struct RateLimitedProxy {
-    _process: Running,
-    root: PathBuf,
-    pub url: String,
-}
-
-impl RateLimitedProxy {
-    pub fn start(ns: &Netns, dir: &Path, port: u16, upstream: &str) -> RateLimitedProxy {
-        let root = dir.join(format!("proxy-{port}"));
-        fs::create_dir_all(root.join("logs")).expect("proxy directory");
-        let upstream = upstream.trim_start_matches("http://");
-        fs::write(
-            root.join("nginx.conf"),
-            format!(
-                "user root;\nmaster_process off;\npid {root}/nginx.pid;\nerror_log {root}/logs/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n  access_log {root}/logs/access.log combined;\n  client_body_temp_path {root}/body;\n  proxy_temp_path {root}/proxy;\n  fastcgi_temp_path {root}/fastcgi;\n  uwsgi_temp_path {root}/uwsgi;\n  scgi_temp_path {root}/scgi;\n  limit_req_zone $binary_remote_addr zone=upstream:1m rate=5r/s;\n  server {{\n    listen {HOST}:{port};\n    location / {{\n      limit_req zone=upstream burst=2 nodelay;\n      limit_req_status 429;\n      error_page 429 @busy;\n      proxy_pass http://{upstream};\n      proxy_set_header Host $http_host;\n    }}\n    location @busy {{\n      add_header Retry-After 1 always;\n      return 429;\n    }}\n  }}\n}}\n",
-                root = root.display()
-            ),
-        )
-        .expect("proxy config");
-        let child = ns
-            .command("nginx")
-            .arg("-p")
-            .arg(&root)
-            .arg("-c")
-            .arg(root.join("nginx.conf"))
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting nginx");
-        let process = Running(child);
-        wait_listening(
-            ns,
-            SocketAddr::new(HOST.parse().unwrap(), port),
-            "the 429 proxy",
-        );
-        RateLimitedProxy {
-            _process: process,
-            url: format!("http://{HOST}:{port}"),
-            root,
-        }
-    }
-
-    /// How many requests it answered with 429.
-    pub fn refused(&self) -> usize {
-        fs::read_to_string(self.root.join("logs/access.log"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(Access::parse)
-            .filter(|a| a.status == 429)
-            .count()
     }
 }
