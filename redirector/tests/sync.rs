@@ -188,6 +188,55 @@ fn sync_fills_both_stores_and_pulls_come_from_them() {
     assert_eq!(code(&checked), 0, "{}", text(&checked));
     assert_eq!(backend(&json(&checked), "s3")["present"], want.len());
 
+    // The tables people read (docs/mirrors.md shows these).
+    let (fresh, _) = fleet.fresh_config("table", &fleet.registry.url);
+    let images = fleet.images_file();
+    let table = fleet.run(
+        Path::new(BIN),
+        &[
+            "sync",
+            "--config",
+            fresh.to_str().unwrap(),
+            "--images",
+            images.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(code(&table), 0, "{}", text(&table));
+    let stdout = String::from_utf8_lossy(&table.stdout);
+    eprintln!("$ redirector sync --config steer.toml --images images.toml\n{stdout}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("fresh "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert_eq!(
+        row.split_whitespace().nth(2),
+        Some(want.len().to_string().as_str()),
+        "{row}"
+    );
+    let table = fleet.run(
+        Path::new(BIN),
+        &[
+            "audit",
+            "--config",
+            config.to_str().unwrap(),
+            "--images",
+            images.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(code(&table), 0, "{}", text(&table));
+    let stdout = String::from_utf8_lossy(&table.stdout);
+    eprintln!("$ redirector audit --config steer.toml --images images.toml\n{stdout}");
+    let n = want.len();
+    for name in ["files", "s3"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{stdout}"));
+        assert!(row.contains(&format!("{n}/{n}")), "{row}");
+    }
+
     // Pulls through serve: every blob of both platforms from the mirror.
     for (name, unknown) in [("files", "files"), ("s3", "s3")] {
         let config = fleet.config(&format!("serve-{name}.toml"), unknown, S3_PORT);
