@@ -325,6 +325,21 @@ fn a_corrupted_upstream_blob_is_never_visible_and_audit_names_a_deleted_one() {
         serde_json::json!([gone])
     );
     assert_eq!(backend(&report, "s3")["missing"], serde_json::json!([]));
+
+    // A backend whose base_url points at a bucket nobody created.
+    let nowhere = fleet.dir.path().join("nowhere.toml");
+    let text_of = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &nowhere,
+        text_of.replace("9000/mirror\"", "9000/never-created\""),
+    )
+    .unwrap();
+    let out = audit(&fleet, &nowhere, &["--backend", "s3"]);
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(report["backends"].as_array().unwrap().len(), 1);
+    assert_eq!(backend(&report, "s3")["serves_none"], true, "{report}");
+
     let table = fleet.run(
         Path::new(BIN),
         &[
@@ -461,6 +476,20 @@ fn an_s3_endpoint_down_fails_alone_and_429s_are_retried() {
     assert!(report["retries"].as_u64().unwrap() > 0, "{report}");
     assert!(proxy.answered(429) > 0, "the proxy refused nothing");
     assert_store_holds_every_blob(&fleet, &fresh);
+
+    // Two shards fill one store between them, without overlap.
+    let (config, store) = fleet.fresh_config("sharded", &fleet.registry.url);
+    let mut copied = 0;
+    for shard in ["0/2", "1/2"] {
+        let out = sync(&fleet, &config, &["--shard", shard]);
+        assert_eq!(code(&out), 0, "{}", text(&out));
+        let r = json(&out);
+        let b = backend(&r, "fresh");
+        assert_eq!(b["skipped"], 0, "shard {shard} saw the other's blobs: {b}");
+        copied += b["copied"].as_u64().unwrap();
+    }
+    assert_eq!(copied, want.len() as u64);
+    assert_store_holds_every_blob(&fleet, &store);
 }
 
 fn assert_store_holds_every_blob(fleet: &Fleet, store: &Path) {

@@ -43,7 +43,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
     let jobs = args.mirror.jobs.unwrap_or(DEFAULT_AUDIT_JOBS);
     let report = runtime()?.block_on(async {
         let plan = prepared
-            .walk(&images, !args.mirror.no_signatures, jobs)
+            .walk(&images, args.mirror.follow_signatures(), jobs)
             .await;
         let checked = audit(&backends, &plan, jobs, args.verify)
             .await

@@ -27,8 +27,12 @@ pub struct MirrorArgs {
     /// Images: name:tag, name@sha256:<hex>, or name for all its tags.
     #[arg(value_name = "IMAGE")]
     pub image: Vec<String>,
-    /// Do not follow cosign signature and attestation tags
-    /// (sha256-<hex>.sig, .att).
+    /// Follow cosign signature and attestation tags (sha256-<hex>.sig,
+    /// .att) where they exist: `--signatures=false` to leave them out.
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub signatures: bool,
+    /// The same as `--signatures=false`.
     #[arg(long)]
     pub no_signatures: bool,
     /// Blobs (or checks) in flight at once.
@@ -113,6 +117,13 @@ impl MirrorArgs {
             },
             images,
         ))
+    }
+}
+
+impl MirrorArgs {
+    /// Whether to follow signature tags.
+    pub fn follow_signatures(&self) -> bool {
+        self.signatures && !self.no_signatures
     }
 }
 

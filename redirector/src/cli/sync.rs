@@ -56,7 +56,7 @@ pub fn run(args: SyncArgs) -> Result<ExitCode> {
     };
     let report = runtime()?.block_on(async {
         let mut plan = prepared
-            .walk(&images, !args.mirror.no_signatures, jobs)
+            .walk(&images, args.mirror.follow_signatures(), jobs)
             .await;
         if let Some((k, n)) = args.shard {
             plan.shard(k, n);

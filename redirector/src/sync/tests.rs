@@ -43,3 +43,75 @@ async fn an_empty_prefix_is_the_store_root() {
     assert_eq!(store.key(&d).as_ref(), format!("containers/images/{d}"));
     assert!(store.inventory().await.unwrap().is_empty());
 }
+
+fn backend(store: &str, options: &[(&str, &str)]) -> crate::backends::Backend {
+    crate::backends::Backend {
+        name: "b".into(),
+        base_url: "http://127.0.0.1:1".into(),
+        store: Some(crate::backends::StoreSpec {
+            url: store.into(),
+            options: options
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        }),
+    }
+}
+
+#[test]
+fn stores_open_from_their_specs_and_name_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("mirror");
+    let opened = Store::open(&backend(&format!("file://{}", root.display()), &[]))
+        .unwrap()
+        .unwrap();
+    assert!(root.is_dir(), "a file store creates its directory");
+    assert_eq!(
+        opened.key("sha256:ab").as_ref(),
+        "containers/images/sha256:ab"
+    );
+    // Opening builds clients only; nothing is sent anywhere.
+    let s3 = backend(
+        "s3://bucket/k8s",
+        &[
+            ("region", "eu-west-1"),
+            ("endpoint", "http://127.0.0.1:1"),
+            ("allow_http", "true"),
+        ],
+    );
+    let opened = Store::open(&s3).unwrap().unwrap();
+    assert_eq!(
+        opened.key("sha256:ab").as_ref(),
+        "k8s/containers/images/sha256:ab"
+    );
+    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        (
+            "s3://bucket",
+            &[("colour", "red")],
+            "store_options.colour: not an option of a s3 store",
+        ),
+        (
+            "gs://bucket",
+            &[("colour", "red")],
+            "store_options.colour: not an option of a gs store",
+        ),
+        (
+            "az://container",
+            &[("colour", "red")],
+            "store_options.colour",
+        ),
+        ("file:///tmp/x", &[("region", "x")], "store_options.region"),
+    ];
+    for (url, options, want) in cases {
+        let err = Store::open(&backend(url, options)).unwrap_err().to_string();
+        assert!(
+            err.contains(want) && err.contains("backend `b`"),
+            "{url}: {err}"
+        );
+    }
+    let plain = crate::backends::Backend {
+        store: None,
+        ..backend("file:///x", &[])
+    };
+    assert!(Store::open(&plain).unwrap().is_none());
+}
