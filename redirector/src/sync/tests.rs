@@ -84,7 +84,8 @@ fn stores_open_from_their_specs_and_name_what_is_wrong() {
         opened.key("sha256:ab").as_ref(),
         "k8s/containers/images/sha256:ab"
     );
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (
             "s3://bucket",
             &[("colour", "red")],
