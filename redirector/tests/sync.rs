@@ -75,6 +75,26 @@ fn audit(fleet: &Fleet, config: &Path, extra: &[&str]) -> Output {
     fleet.run(Path::new(BIN), &args, LIMIT)
 }
 
+/// `command` (sync or audit) in table mode, printed for the docs: its
+/// exit code and stdout.
+fn table(fleet: &Fleet, command: &str, config: &Path) -> (i32, String) {
+    let images = fleet.images_file();
+    let args = [
+        command,
+        "--config",
+        config.to_str().unwrap(),
+        "--images",
+        images.to_str().unwrap(),
+    ];
+    let out = fleet.run(Path::new(BIN), &args, LIMIT);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!(
+        "$ redirector {command} --config steer.toml --images images.toml\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (code(&out), stdout)
+}
+
 fn all_digests(fleet: &Fleet) -> BTreeSet<String> {
     fleet.blobs().iter().map(|b| b.digest.clone()).collect()
 }
@@ -190,21 +210,8 @@ fn sync_fills_both_stores_and_pulls_come_from_them() {
 
     // The tables people read (docs/mirrors.md shows these).
     let (fresh, _) = fleet.fresh_config("table", &fleet.registry.url);
-    let images = fleet.images_file();
-    let table = fleet.run(
-        Path::new(BIN),
-        &[
-            "sync",
-            "--config",
-            fresh.to_str().unwrap(),
-            "--images",
-            images.to_str().unwrap(),
-        ],
-        LIMIT,
-    );
-    assert_eq!(code(&table), 0, "{}", text(&table));
-    let stdout = String::from_utf8_lossy(&table.stdout);
-    eprintln!("$ redirector sync --config steer.toml --images images.toml\n{stdout}");
+    let (status, stdout) = table(&fleet, "sync", &fresh);
+    assert_eq!(status, 0, "{stdout}");
     let row = stdout
         .lines()
         .find(|l| l.starts_with("fresh "))
@@ -214,20 +221,8 @@ fn sync_fills_both_stores_and_pulls_come_from_them() {
         Some(want.len().to_string().as_str()),
         "{row}"
     );
-    let table = fleet.run(
-        Path::new(BIN),
-        &[
-            "audit",
-            "--config",
-            config.to_str().unwrap(),
-            "--images",
-            images.to_str().unwrap(),
-        ],
-        LIMIT,
-    );
-    assert_eq!(code(&table), 0, "{}", text(&table));
-    let stdout = String::from_utf8_lossy(&table.stdout);
-    eprintln!("$ redirector audit --config steer.toml --images images.toml\n{stdout}");
+    let (status, stdout) = table(&fleet, "audit", &config);
+    assert_eq!(status, 0, "{stdout}");
     let n = want.len();
     for name in ["files", "s3"] {
         let row = stdout
@@ -340,21 +335,11 @@ fn a_corrupted_upstream_blob_is_never_visible_and_audit_names_a_deleted_one() {
     assert_eq!(report["backends"].as_array().unwrap().len(), 1);
     assert_eq!(backend(&report, "s3")["serves_none"], true, "{report}");
 
-    let table = fleet.run(
-        Path::new(BIN),
-        &[
-            "audit",
-            "--config",
-            config.to_str().unwrap(),
-            "--images",
-            fleet.images_file().to_str().unwrap(),
-        ],
-        LIMIT,
-    );
+    let (status, stdout) = table(&fleet, "audit", &config);
+    assert_eq!(status, 1, "{stdout}");
     assert!(
-        String::from_utf8_lossy(&table.stdout).contains(&format!("missing: files {gone}")),
-        "{}",
-        text(&table)
+        stdout.contains(&format!("missing: files {gone}")),
+        "{stdout}"
     );
 }
 

@@ -150,6 +150,20 @@ fn open_url(url: &url::Url, spec: &StoreSpec) -> Result<(Arc<dyn ObjectStore>, S
     let client = ClientOptions::new()
         .with_timeout(STORE_TIMEOUT)
         .with_connect_timeout(STORE_CONNECT_TIMEOUT);
+    // The three cloud builders share their shape but no trait.
+    macro_rules! cloud {
+        ($builder:ty, $key:ty) => {{
+            let mut b = <$builder>::from_env()
+                .with_url(url.as_str())
+                .with_retry(retry.clone())
+                .with_client_options(client.clone());
+            for (k, v) in &spec.options {
+                let key: $key = k.parse().map_err(|_| unknown(k))?;
+                b = b.with_config(key, v);
+            }
+            Arc::new(b.build().map_err(|e| e.to_string())?)
+        }};
+    }
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "file" => {
             if let Some(k) = spec.options.keys().next() {
@@ -167,45 +181,11 @@ fn open_url(url: &url::Url, spec: &StoreSpec) -> Result<(Arc<dyn ObjectStore>, S
                 .with_fsync(true);
             return Ok((Arc::new(fs), String::new()));
         }
-        "s3" => {
-            // Client options first: the store's own options (allow_http, ...)
-            // then adjust them.
-            let mut b = AmazonS3Builder::from_env()
-                .with_url(url.as_str())
-                .with_retry(retry.clone())
-                .with_client_options(client.clone());
-            for (k, v) in &spec.options {
-                let key: AmazonS3ConfigKey = k.parse().map_err(|_| unknown(k))?;
-                b = b.with_config(key, v);
-            }
-            Arc::new(b.build().map_err(|e| e.to_string())?)
-        }
-        "gs" => {
-            // Client options first: the store's own options (allow_http, ...)
-            // then adjust them.
-            let mut b = GoogleCloudStorageBuilder::from_env()
-                .with_url(url.as_str())
-                .with_retry(retry.clone())
-                .with_client_options(client.clone());
-            for (k, v) in &spec.options {
-                let key: GoogleConfigKey = k.parse().map_err(|_| unknown(k))?;
-                b = b.with_config(key, v);
-            }
-            Arc::new(b.build().map_err(|e| e.to_string())?)
-        }
-        "az" | "abfs" | "abfss" => {
-            // Client options first: the store's own options (allow_http, ...)
-            // then adjust them.
-            let mut b = MicrosoftAzureBuilder::from_env()
-                .with_url(url.as_str())
-                .with_retry(retry.clone())
-                .with_client_options(client.clone());
-            for (k, v) in &spec.options {
-                let key: AzureConfigKey = k.parse().map_err(|_| unknown(k))?;
-                b = b.with_config(key, v);
-            }
-            Arc::new(b.build().map_err(|e| e.to_string())?)
-        }
+        // Client options first: the store's own options (allow_http, ...)
+        // then adjust them.
+        "s3" => cloud!(AmazonS3Builder, AmazonS3ConfigKey),
+        "gs" => cloud!(GoogleCloudStorageBuilder, GoogleConfigKey),
+        "az" | "abfs" | "abfss" => cloud!(MicrosoftAzureBuilder, AzureConfigKey),
         other => return Err(format!("scheme `{other}` is not supported")),
     };
     Ok((store, prefix))

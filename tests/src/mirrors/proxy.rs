@@ -8,14 +8,13 @@ use std::{
     fs,
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::Stdio,
 };
 
 use super::HOST;
 use crate::{
     netns::Netns,
     process::Running,
-    pulls::servers::{Access, wait_listening},
+    pulls::servers::{Access, start_nginx, wait_listening},
 };
 
 /// What the proxy asks of a client before passing a request on.
@@ -84,19 +83,7 @@ impl Proxy {
             ),
         )
         .expect("proxy config");
-        let child = ns
-            .command("nginx")
-            .arg("-p")
-            .arg(&root)
-            .arg("-c")
-            .arg(root.join("nginx.conf"))
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting nginx");
-        let process = Running(child);
+        let process = start_nginx(ns, &root);
         wait_listening(
             ns,
             SocketAddr::new(HOST.parse().unwrap(), port),

@@ -113,21 +113,7 @@ impl Image {
         {
             fs::write(blob_dir.join(hex(&b.digest)), &b.bytes).expect("layout blob");
         }
-        let index = json!({
-            "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": MANIFEST,
-                "digest": manifest_digest,
-                "size": manifest.len(),
-                "annotations": {"org.opencontainers.image.ref.name": tag},
-            }],
-        });
-        fs::write(layout.join("index.json"), index.to_string()).expect("index.json");
-        fs::write(
-            layout.join("oci-layout"),
-            r#"{"imageLayoutVersion":"1.0.0"}"#,
-        )
-        .expect("oci-layout");
+        write_top_index(&layout, MANIFEST, &manifest_digest, manifest.len(), tag);
         Image {
             name: name.to_owned(),
             tag: tag.to_owned(),
@@ -204,21 +190,7 @@ impl MultiArch {
             fs::write(blob_dir.join(hex(&img.manifest_digest)), &img.manifest)
                 .expect("manifest blob");
         }
-        let top = json!({
-            "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": INDEX,
-                "digest": index_digest,
-                "size": index.len(),
-                "annotations": {"org.opencontainers.image.ref.name": tag},
-            }],
-        });
-        fs::write(layout.join("index.json"), top.to_string()).expect("index.json");
-        fs::write(
-            layout.join("oci-layout"),
-            r#"{"imageLayoutVersion":"1.0.0"}"#,
-        )
-        .expect("oci-layout");
+        write_top_index(&layout, INDEX, &index_digest, index.len(), tag);
         MultiArch {
             name: name.to_owned(),
             tag: tag.to_owned(),
@@ -228,6 +200,26 @@ impl MultiArch {
             blobs: images.into_iter().flat_map(|i| i.blobs).collect(),
         }
     }
+}
+
+/// A layout's `index.json` naming one manifest (or index) by its tag,
+/// and its `oci-layout` marker.
+fn write_top_index(layout: &Path, media_type: &str, digest: &str, size: usize, tag: &str) {
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": media_type,
+            "digest": digest,
+            "size": size,
+            "annotations": {"org.opencontainers.image.ref.name": tag},
+        }],
+    });
+    fs::write(layout.join("index.json"), index.to_string()).expect("index.json");
+    fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("oci-layout");
 }
 
 /// The hex part of `sha256:<hex>`.

@@ -194,19 +194,7 @@ impl Mirror {
     /// Starts nginx in `ns` and waits until it listens.
     pub fn start(&mut self, ns: &Netns) {
         assert!(self.process.is_none(), "mirror {} already runs", self.name);
-        let child = ns
-            .command("nginx")
-            .arg("-p")
-            .arg(&self.root)
-            .arg("-c")
-            .arg(self.root.join("nginx.conf"))
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting nginx (cargo xtask setup installs it)");
-        self.process = Some(Running(child));
+        self.process = Some(start_nginx(ns, &self.root));
         let sock = SocketAddr::new(self.addr.parse().expect("mirror address"), 80);
         wait_listening(ns, sock, &format!("nginx for mirror {}", self.name));
     }
@@ -242,6 +230,24 @@ impl Mirror {
     pub fn accesses(&self) -> Vec<Access> {
         read_log(&self.root.join("logs/access.log"))
     }
+}
+
+/// nginx in `ns` on `root/nginx.conf`, in the foreground (the config
+/// keeps every path it writes under `root`).
+pub fn start_nginx(ns: &Netns, root: &Path) -> Running {
+    let child = ns
+        .command("nginx")
+        .arg("-p")
+        .arg(root)
+        .arg("-c")
+        .arg(root.join("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting nginx (cargo xtask setup installs it)");
+    Running(child)
 }
 
 /// Runs `ns`'s `program args` to its end within `limit`, for short setup
