@@ -17,6 +17,7 @@ pub mod control;
 pub mod forwarded;
 pub mod reload;
 pub mod routes;
+pub mod routing;
 pub mod serve;
 pub mod sync;
 pub mod xdp;

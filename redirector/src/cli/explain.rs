@@ -8,7 +8,7 @@ use steer_user::{CLASS_UNKNOWN, LiveMaps, ranges::Ranges};
 
 use super::range_args::RangeArgs;
 use crate::{
-    backends::{Backends, Choice, DEFAULT_AWS_BASE_URL},
+    backends::{Backends, Candidate, DEFAULT_AWS_BASE_URL, Why, client_key},
     config::{Config, Layer},
     xdp::DEFAULT_PIN_DIR,
 };
@@ -112,19 +112,40 @@ fn explain(
             let _ = writeln!(out, "  class    {class} (id {id})");
         }
     }
-    let backend = match backends.choose(&class) {
-        Choice::Region(b) => format!("{} {} (serves {})", b.name, b.base_url, class.region),
-        Choice::Nearest(b) => format!(
-            "{} {} (nearest: no backend lists {class})",
-            b.name, b.base_url
-        ),
-        Choice::Unknown(b) => format!("{} {} (clients in no feed)", b.name, b.base_url),
-        Choice::Upstream => "upstream registry".to_owned(),
+    let why = |c: &Candidate| match c.why {
+        Why::Region => format!("serves {}", class.region),
+        Why::Nearest => format!("nearest: no backend lists {class}"),
+        Why::Geo { km } => format!("geo: {km:.0} km from {class}"),
+        Why::Unknown => "clients in no feed".to_owned(),
+    };
+    let candidates = backends.candidates(&class, client_key(addr));
+    let backend = match candidates.first() {
+        Some(c) => format!("{} {} ({})", c.backend.name, c.backend.base_url, why(c)),
+        None => "upstream registry".to_owned(),
     };
     let _ = writeln!(
         out,
         "  backend  {backend} for blobs; other requests go upstream"
     );
+    // Where a blob the first lacks (or a first that is down) goes.
+    let max = backends.max_candidates();
+    for (i, c) in candidates.iter().enumerate().skip(1) {
+        let note = if i < max {
+            String::new()
+        } else {
+            format!("; not checked: max_candidates is {max}")
+        };
+        let _ = writeln!(
+            out,
+            "  then     {} {} ({}{note})",
+            c.backend.name,
+            c.backend.base_url,
+            why(c)
+        );
+    }
+    if !candidates.is_empty() {
+        let _ = writeln!(out, "  then     upstream registry");
+    }
     if drop.contains(&class) {
         let _ = writeln!(out, "  policy   drop: XDP refuses its SYNs ([policy] drop)");
     }

@@ -19,8 +19,9 @@ use super::{
     settings,
 };
 use crate::{
-    backends::{Backend, Backends, StoreSpec},
+    backends::{Backend, Backends, DEFAULT_MAX_CANDIDATES, Nearest, StoreSpec},
     forwarded::Forwarded,
+    routing::geo::{self, Places, Point},
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -48,6 +49,17 @@ struct File {
     #[serde(default)]
     server: Server,
     policy: Option<Policy>,
+    /// Places of classes the built-in region table lacks, or corrections.
+    #[serde(default)]
+    location: Vec<LocationEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LocationEntry {
+    class: String,
+    lat: f64,
+    lon: f64,
 }
 
 #[derive(Deserialize)]
@@ -82,16 +94,29 @@ struct BackendEntry {
     /// names them.
     #[serde(default)]
     store_options: BTreeMap<String, String>,
+    /// Share among backends that list the same class.
+    weight: Option<u32>,
+    /// `provider/region` where the backend is (default: its first class).
+    location: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Fallback {
-    /// Per provider: the backend for its regions no backend lists.
-    #[serde(default)]
-    nearest: HashMap<String, String>,
+    /// Per provider: the backend for its regions no backend lists; or
+    /// "geo": every backend by distance.
+    nearest: Option<NearestEntry>,
     /// A backend name, or "upstream", for clients in no feed.
     unknown: Option<String>,
+    /// Blob checks one request may wait on before it goes upstream.
+    max_candidates: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NearestEntry {
+    Mode(String),
+    Providers(HashMap<String, String>),
 }
 
 #[derive(Deserialize, Default)]
@@ -155,8 +180,9 @@ pub fn parse(text: &str) -> Result<Layer> {
     };
     l.info_url = url("upstream.info_url", &u.info_url)?;
     l.privacy_url = url("upstream.privacy_url", &u.privacy_url)?;
-    if !file.backend.is_empty() || file.fallback.is_some() {
-        l.backends = Some(backends(&file.backend, file.fallback.as_ref())?);
+    if !file.backend.is_empty() || file.fallback.is_some() || !file.location.is_empty() {
+        let places = places(&file.location)?;
+        l.backends = Some(backends(&file.backend, file.fallback.as_ref(), &places)?);
     }
     let b = &file.blob_check;
     let dur =
@@ -216,9 +242,41 @@ pub fn parse(text: &str) -> Result<Layer> {
     Ok(l)
 }
 
-fn backends(entries: &[BackendEntry], fallback: Option<&Fallback>) -> Result<Backends> {
+fn places(entries: &[LocationEntry]) -> Result<Places> {
+    let mut map = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        let class = parse_class(&e.class)
+            .ok_or_else(|| err!("location[{i}].class: `{}` is not provider/region", e.class))?;
+        if !geo::valid(e.lat, e.lon) {
+            bail!(
+                "location[{i}]: lat {} / lon {} is not on Earth",
+                e.lat,
+                e.lon
+            );
+        }
+        if map
+            .insert(
+                class,
+                Point {
+                    lat: e.lat,
+                    lon: e.lon,
+                },
+            )
+            .is_some()
+        {
+            bail!("location[{i}].class: `{}` is placed twice", e.class);
+        }
+    }
+    Ok(Places::new(map))
+}
+
+fn backends(
+    entries: &[BackendEntry],
+    fallback: Option<&Fallback>,
+    places: &Places,
+) -> Result<Backends> {
     let mut list = Vec::new();
-    let mut by_class = HashMap::new();
+    let mut by_class: HashMap<Class, Vec<usize>> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
         let key = format!("backend[{i}]");
         if e.name.is_empty()
@@ -237,16 +295,16 @@ fn backends(entries: &[BackendEntry], fallback: Option<&Fallback>) -> Result<Bac
             bail!("{key}.name: `{}` is used twice", e.name);
         }
         let base_url = settings::base_url(&format!("{key}.base_url"), &e.base_url)?;
+        let mut first = None;
         for (j, c) in e.serves.iter().enumerate() {
             let class = parse_class(c)
                 .ok_or_else(|| err!("{key}.serves[{j}]: `{c}` is not provider/region"))?;
-            if let Some(other) = by_class.insert(class, list.len()) {
-                let other: &Backend = &list[other];
-                bail!(
-                    "{key}.serves[{j}]: `{c}` is already served by `{}`",
-                    other.name
-                );
+            let listed = by_class.entry(class.clone()).or_default();
+            if listed.contains(&list.len()) {
+                bail!("{key}.serves[{j}]: `{c}` is listed twice");
             }
+            listed.push(list.len());
+            first.get_or_insert(class);
         }
         let store = match &e.store {
             Some(url) => Some(store_spec(&key, url, &e.store_options)?),
@@ -255,10 +313,24 @@ fn backends(entries: &[BackendEntry], fallback: Option<&Fallback>) -> Result<Bac
             }
             None => None,
         };
+        let weight = match e.weight {
+            Some(0) => bail!("{key}.weight: must be at least 1"),
+            Some(w) => w,
+            None => 1,
+        };
+        let location = match &e.location {
+            Some(l) => Some(
+                parse_class(l)
+                    .ok_or_else(|| err!("{key}.location: `{l}` is not provider/region"))?,
+            ),
+            None => first,
+        };
         list.push(Backend {
             name: e.name.as_str().into(),
             base_url,
             store,
+            weight,
+            location,
         });
     }
     let find = |key: String, name: &str| -> Result<usize> {
@@ -266,21 +338,56 @@ fn backends(entries: &[BackendEntry], fallback: Option<&Fallback>) -> Result<Bac
             .position(|b| &*b.name == name)
             .ok_or_else(|| err!("{key}: no backend named `{name}`"))
     };
-    let mut nearest = HashMap::new();
+    let mut nearest = Nearest::Providers(HashMap::new());
     let mut unknown = None;
+    let mut max_candidates = DEFAULT_MAX_CANDIDATES;
     if let Some(f) = fallback {
-        for (provider, name) in &f.nearest {
-            nearest.insert(
-                provider.clone(),
-                find(format!("fallback.nearest.{provider}"), name)?,
-            );
-        }
+        nearest = match &f.nearest {
+            None => Nearest::Providers(HashMap::new()),
+            Some(NearestEntry::Mode(m)) if m == "geo" => Nearest::Geo,
+            Some(NearestEntry::Mode(m)) => {
+                bail!("fallback.nearest: `{m}` is not \"geo\" or a table of provider = backend")
+            }
+            Some(NearestEntry::Providers(m)) => {
+                let mut by_provider = HashMap::new();
+                for (provider, name) in m {
+                    by_provider.insert(
+                        provider.clone(),
+                        find(format!("fallback.nearest.{provider}"), name)?,
+                    );
+                }
+                Nearest::Providers(by_provider)
+            }
+        };
         unknown = match f.unknown.as_deref() {
             None | Some("upstream") => None,
             Some(name) => Some(find("fallback.unknown".into(), name)?),
         };
+        max_candidates = at_least_one("fallback.max_candidates", f.max_candidates)?
+            .unwrap_or(DEFAULT_MAX_CANDIDATES);
     }
-    Ok(Backends::new(list, by_class, nearest, unknown))
+    if matches!(nearest, Nearest::Geo) {
+        for (i, b) in list.iter().enumerate() {
+            match &b.location {
+                None => tracing::warn!(
+                    "backend[{i}] `{}` has no location (and serves nothing): the geo fallback leaves it out",
+                    b.name
+                ),
+                Some(c) if places.of(c).is_none() => bail!(
+                    "backend[{i}].location: `{c}` has no known place; add a [[location]] for it"
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(Backends::new(
+        list,
+        by_class,
+        nearest,
+        unknown,
+        max_candidates,
+        places,
+    ))
 }
 
 /// The schemes `sync` can write to; the rest of the URL and the options

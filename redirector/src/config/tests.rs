@@ -6,7 +6,7 @@ use std::time::Duration;
 use steer_user::Class;
 
 use super::{Config, ConfigError, Layer, file::parse_class};
-use crate::{backends::Choice, forwarded::Forwarded};
+use crate::forwarded::Forwarded;
 
 struct Parsed {
     settings: super::Settings,
@@ -71,25 +71,23 @@ fn a_full_config() {
         s.signature_upstream.as_deref(),
         Some("https://sig.example.org")
     );
-    let name = |c: Choice| match c {
-        Choice::Region(b) => format!("region {}", b.name),
-        Choice::Nearest(b) => format!("nearest {}", b.name),
-        Choice::Unknown(b) => format!("unknown {}", b.name),
-        Choice::Upstream => "upstream".into(),
+    let name = |c: &str| {
+        let class = if c == "unknown" {
+            Class::unknown()
+        } else {
+            class(c)
+        };
+        s.backends
+            .candidates(&class, 1)
+            .first()
+            .map_or("upstream".into(), |c| {
+                format!("{:?} {}", c.why, c.backend.name)
+            })
     };
-    assert_eq!(
-        name(s.backends.choose(&class("sponsor/fra1"))),
-        "region fra"
-    );
-    assert_eq!(
-        name(s.backends.choose(&class("aws/eu-west-3"))),
-        "nearest iad"
-    );
-    assert_eq!(
-        name(s.backends.choose(&class("gcp/europe-west1"))),
-        "upstream"
-    );
-    assert_eq!(name(s.backends.choose(&Class::unknown())), "upstream");
+    assert_eq!(name("sponsor/fra1"), "Region fra");
+    assert_eq!(name("aws/eu-west-3"), "Nearest iad");
+    assert_eq!(name("gcp/europe-west1"), "upstream");
+    assert_eq!(name("unknown"), "upstream");
     assert_eq!(s.blob_check.timeout, Duration::from_secs(3));
     assert_eq!(s.blob_check.capacity, 500);
     assert!(matches!(&s.forwarded, Forwarded::Trusted(p) if p.len() == 2));
@@ -104,10 +102,8 @@ fn a_full_config() {
 fn an_empty_file_keeps_the_defaults() {
     let c = parse("").unwrap();
     assert_eq!(c.settings.upstream, super::settings::DEFAULT_UPSTREAM);
-    assert!(matches!(
-        c.settings.backends.choose(&class("aws/eu-west-3")),
-        Choice::Region(b) if &*b.name == "aws-eu-west-3"
-    ));
+    let first = c.settings.backends.candidates(&class("aws/eu-west-3"), 1);
+    assert_eq!(&*first[0].backend.name, "aws-eu-west-3");
 }
 
 #[test]
@@ -129,8 +125,25 @@ fn errors_name_the_key() {
             "backend[0].serves[0]",
         ),
         (
-            "[[backend]]\nname = \"a\"\nbase_url = \"https://x\"\nserves = [\"aws/x\"]\n[[backend]]\nname = \"b\"\nbase_url = \"https://y\"\nserves = [\"aws/x\"]",
-            "backend[1].serves[0]: `aws/x` is already served by `a`",
+            "[[backend]]\nname = \"a\"\nbase_url = \"https://x\"\nserves = [\"aws/x\", \"aws/x\"]",
+            "backend[0].serves[1]: `aws/x` is listed twice",
+        ),
+        (
+            "[[backend]]\nname = \"a\"\nbase_url = \"https://x\"\nweight = 0",
+            "backend[0].weight: must be at least 1",
+        ),
+        (
+            "[[backend]]\nname = \"a\"\nbase_url = \"https://x\"\nlocation = \"sponsor/x\"\n[fallback]\nnearest = \"geo\"",
+            "backend[0].location: `sponsor/x` has no known place",
+        ),
+        (
+            "[fallback]\nnearest = \"closest\"",
+            "fallback.nearest: `closest` is not",
+        ),
+        ("[fallback]\nmax_candidates = 0", "fallback.max_candidates"),
+        (
+            "[[location]]\nclass = \"sponsor/x\"\nlat = 91\nlon = 0",
+            "location[0]: lat 91",
         ),
         (
             "[[backend]]\nname = \"a\"\nbase_url = \"https://x\"\n[[backend]]\nname = \"a\"\nbase_url = \"https://y\"",

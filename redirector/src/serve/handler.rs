@@ -15,7 +15,7 @@ use super::{
     state::{Source, State},
 };
 use crate::{
-    backends::Choice,
+    backends::client_key,
     config::settings::Settings,
     routes::{Route, blob_location, route, upstream_location},
 };
@@ -94,21 +94,12 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
         },
         Route::Blob { digest, .. } => {
             let rest = &path["/v2".len()..];
-            match settings.backends.choose(&class) {
-                Choice::Upstream => (
+            match blob_backend(state, conn, settings, &class, client, digest).await {
+                Some((url, name)) => (redirect(&url), Target::Backend(name)),
+                None => (
                     upstream(settings, &settings.upstream, rest, uri.query()),
                     Target::Fixed("upstream"),
                 ),
-                Choice::Region(b) | Choice::Nearest(b) | Choice::Unknown(b) => {
-                    let url = blob_location(&b.base_url, digest);
-                    match state.checker.check(&url, &conn.checks).await {
-                        Presence::Found => (redirect(&url), Target::Backend(b.name.clone())),
-                        Presence::Missing | Presence::Failed | Presence::Busy => (
-                            upstream(settings, &settings.upstream, rest, uri.query()),
-                            Target::Fixed("upstream"),
-                        ),
-                    }
-                }
             }
         }
     };
@@ -140,6 +131,40 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
         "request"
     );
     response
+}
+
+/// The backend that serves `digest` to `client`: the candidates in
+/// order, each checked, at most `max_candidates` checks; `None`: upstream.
+/// A check that could not even be made (a concurrency bound) sends the
+/// client upstream at once rather than queueing more checks.
+async fn blob_backend(
+    state: &State,
+    conn: &ConnInfo,
+    settings: &Settings,
+    class: &Class,
+    client: std::net::IpAddr,
+    digest: &str,
+) -> Option<(String, Arc<str>)> {
+    let backends = &settings.backends;
+    let candidates = backends.candidates(class, client_key(client));
+    let first = candidates.first()?;
+    let mut served = None;
+    for c in candidates.iter().take(backends.max_candidates()) {
+        let url = blob_location(&c.backend.base_url, digest);
+        match state.checker.check(&url, &conn.checks).await {
+            Presence::Found => {
+                served = Some((url, c.backend.name.clone()));
+                break;
+            }
+            Presence::Missing | Presence::Failed => {}
+            Presence::Busy => break,
+        }
+    }
+    let to = served.as_ref().map_or("upstream", |(_, name)| &**name);
+    if to != &*first.backend.name {
+        state.metrics.fleet.failover(&first.backend.name, to);
+    }
+    served
 }
 
 /// RFC 9112 section 3.2: a 400 for an HTTP/1.1 request without a Host

@@ -13,6 +13,8 @@ use prometheus_client::{
     registry::Registry,
 };
 use steer_user::{Class, ClassCounters, Steer};
+
+use super::fleet::FleetMetrics;
 use tracing::warn;
 
 /// The labels of `steer_requests_total`. Built for every request, so it
@@ -115,6 +117,7 @@ pub struct Metrics {
     blob_checks_rejected: Family<Labels, Counter>,
     pub blob_checks_in_flight: Gauge,
     pub blob_check_limit: Gauge,
+    pub fleet: FleetMetrics,
 }
 
 /// Label pairs with names and values fixed in the code.
@@ -210,8 +213,10 @@ impl Default for Metrics {
             "Most HEAD requests to backends in flight at once",
             blob_check_limit.clone(),
         );
+        let fleet = FleetMetrics::register(&mut registry);
         Metrics {
             registry,
+            fleet,
             requests,
             blob_cache_hits,
             blob_cache_misses,

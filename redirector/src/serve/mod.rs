@@ -15,6 +15,7 @@ mod admin;
 mod blob_check;
 mod conn;
 mod fds;
+mod fleet;
 mod handler;
 mod listen;
 mod metrics;

@@ -55,6 +55,8 @@ fn backend(store: &str, options: &[(&str, &str)]) -> crate::backends::Backend {
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect(),
         }),
+        weight: 1,
+        location: None,
     }
 }
 

@@ -1,0 +1,63 @@
+//! What a backend is and why it is a candidate for a client.
+
+use std::collections::HashMap;
+
+use steer_user::Class;
+
+/// A place that serves blobs at `<base_url>/containers/images/<digest>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    /// Shared with every metric series that names it.
+    pub name: std::sync::Arc<str>,
+    pub base_url: String,
+    /// Where `redirector sync` writes this backend's blobs, if anywhere.
+    pub store: Option<StoreSpec>,
+    /// Its share among backends listing the same class (default 1).
+    pub weight: u32,
+    /// Where it is, for `nearest = "geo"`: a class with a known place
+    /// (default: the first class it serves).
+    pub location: Option<Class>,
+}
+
+/// A backend's object store as the config file names it: a URL
+/// (`file:///srv/mirror`, `s3://bucket/prefix`, `gs://bucket/prefix`,
+/// `az://container/prefix`) and the store's own options (region,
+/// endpoint, ...), checked when `sync` opens it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSpec {
+    pub url: String,
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+/// Why a backend is a candidate for a client.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Why {
+    /// The backend lists the client's region (several may; the client's
+    /// address picks among them by weight).
+    Region,
+    /// No backend lists the region; this is the provider's nearest
+    /// fallback from `[fallback] nearest = { provider = "name" }`.
+    Nearest,
+    /// `[fallback] nearest = "geo"`: this far from the client's region.
+    Geo { km: f64 },
+    /// The client is in no feed; this is the backend for such clients.
+    Unknown,
+}
+
+/// One backend to try for a client's blob, in order.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate<'a> {
+    pub backend: &'a Backend,
+    /// Its place in the table (for per-backend state).
+    pub index: usize,
+    pub why: Why,
+}
+
+/// How clients of a region no backend lists find one.
+#[derive(Clone, Debug)]
+pub enum Nearest {
+    /// Per provider: one backend.
+    Providers(HashMap<String, usize>),
+    /// Every backend with a location, by distance from the client's region.
+    Geo,
+}
