@@ -17,6 +17,20 @@ pub struct Backend {
     /// Where it is, for `nearest = "geo"`: a class with a known place
     /// (default: the first class it serves).
     pub location: Option<Class>,
+    /// Active health checks, if any.
+    pub health: Option<HealthSpec>,
+}
+
+/// `health = { path, interval, unhealthy_after, healthy_after }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthSpec {
+    /// Appended to the base URL: a known object (a canary blob).
+    pub path: String,
+    pub interval: std::time::Duration,
+    /// Failed probes (or failed blob checks) in a row that take it out.
+    pub unhealthy_after: u32,
+    /// Good probes in a row that bring it back.
+    pub healthy_after: u32,
 }
 
 /// A backend's object store as the config file names it: a URL

@@ -74,6 +74,7 @@ pub fn table(default_aws_base_url: &str) -> (Vec<Backend>, HashMap<Class, Vec<us
                 provider: "aws".into(),
                 region: (*region).into(),
             }),
+            health: None,
         });
         for r in std::iter::once(region).chain(extra.iter()) {
             by_class.insert(
@@ -91,6 +92,7 @@ pub fn table(default_aws_base_url: &str) -> (Vec<Backend>, HashMap<Class, Vec<us
         base_url: default_aws_base_url.to_owned(),
         weight: 1,
         location: None,
+        health: None,
     });
     let default = backends.len() - 1;
     (backends, by_class, default)

@@ -61,6 +61,7 @@ fn backend(name: &str, weight: u32, location: &str) -> Backend {
         store: None,
         weight,
         location: Some(class(location)),
+        health: None,
     }
 }
 

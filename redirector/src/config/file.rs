@@ -19,7 +19,7 @@ use super::{
     settings,
 };
 use crate::{
-    backends::{Backend, Backends, DEFAULT_MAX_CANDIDATES, Nearest, StoreSpec},
+    backends::{Backend, Backends, DEFAULT_MAX_CANDIDATES, HealthSpec, Nearest, StoreSpec},
     forwarded::Forwarded,
     routing::geo::{self, Places, Point},
 };
@@ -98,6 +98,16 @@ struct BackendEntry {
     weight: Option<u32>,
     /// `provider/region` where the backend is (default: its first class).
     location: Option<String>,
+    health: Option<HealthEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthEntry {
+    path: String,
+    interval: Option<String>,
+    unhealthy_after: Option<u32>,
+    healthy_after: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -325,12 +335,14 @@ fn backends(
             ),
             None => first,
         };
+        let health = e.health.as_ref().map(|h| health(&key, h)).transpose()?;
         list.push(Backend {
             name: e.name.as_str().into(),
             base_url,
             store,
             weight,
             location,
+            health,
         });
     }
     let find = |key: String, name: &str| -> Result<usize> {
@@ -389,6 +401,40 @@ fn backends(
         places,
     ))
 }
+
+fn health(key: &str, h: &HealthEntry) -> Result<HealthSpec> {
+    if !h.path.starts_with('/') || h.path.bytes().any(|b| !b.is_ascii_graphic()) {
+        bail!(
+            "{key}.health.path: `{}` must start with / and be printable ASCII",
+            h.path
+        );
+    }
+    let interval = match &h.interval {
+        Some(t) => positive(&format!("{key}.health.interval"), t)?,
+        None => DEFAULT_HEALTH_INTERVAL,
+    };
+    if interval < MIN_HEALTH_INTERVAL {
+        bail!("{key}.health.interval: at least {MIN_HEALTH_INTERVAL:?}");
+    }
+    let count = |what: &str, v: Option<u32>, default: u32| -> Result<u32> {
+        match v {
+            Some(0) => bail!("{key}.health.{what}: must be at least 1"),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        }
+    };
+    Ok(HealthSpec {
+        path: h.path.clone(),
+        interval,
+        unhealthy_after: count("unhealthy_after", h.unhealthy_after, 3)?,
+        healthy_after: count("healthy_after", h.healthy_after, 2)?,
+    })
+}
+
+/// Probe intervals: the default, and the shortest allowed (a fleet of
+/// backends probed more often is load, not safety).
+const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(10);
+const MIN_HEALTH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The schemes `sync` can write to; the rest of the URL and the options
 /// are checked when the store is opened.

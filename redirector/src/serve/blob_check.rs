@@ -189,6 +189,12 @@ impl BlobChecker {
             .unwrap_or(Presence::Busy)
     }
 
+    /// One HEAD of `url` now, past the cache and the concurrency bounds
+    /// (health probes: one per backend per interval).
+    pub async fn probe(&self, url: &str) -> Presence {
+        self.head(url).await
+    }
+
     async fn head(&self, url: &str) -> Presence {
         self.metrics.blob_checks.inc();
         let start = Instant::now();

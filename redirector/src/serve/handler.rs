@@ -149,14 +149,25 @@ async fn blob_backend(
     let candidates = backends.candidates(class, client_key(client));
     let first = candidates.first()?;
     let mut served = None;
-    for c in candidates.iter().take(backends.max_candidates()) {
+    let mut checks = 0;
+    for c in &candidates {
+        // Unhealthy backends are skipped without a check.
+        if !state.health.is_up(c.backend) {
+            continue;
+        }
+        if checks == backends.max_candidates() {
+            break;
+        }
+        checks += 1;
         let url = blob_location(&c.backend.base_url, digest);
         match state.checker.check(&url, &conn.checks).await {
             Presence::Found => {
+                state.health.record(c.backend, true);
                 served = Some((url, c.backend.name.clone()));
                 break;
             }
-            Presence::Missing | Presence::Failed => {}
+            Presence::Missing => state.health.record(c.backend, true),
+            Presence::Failed => state.health.record(c.backend, false),
             Presence::Busy => break,
         }
     }

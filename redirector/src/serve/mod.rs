@@ -17,10 +17,12 @@ mod conn;
 mod fds;
 mod fleet;
 mod handler;
+mod health;
 mod listen;
 mod metrics;
 mod notify;
 mod prefixed;
+mod prober;
 mod proxy_protocol;
 mod state;
 #[cfg(test)]
@@ -152,6 +154,8 @@ impl Server {
         if let Some(steer) = &steer {
             metrics.add_xdp(steer.clone());
         }
+        let health = Arc::new(health::Health::default());
+        health.register(&mut metrics.registry);
         let metrics = Arc::new(metrics);
         metrics.ranges_generation.set(1);
         for (listener, cap) in [
@@ -165,6 +169,7 @@ impl Server {
         }
         let state = Arc::new(State {
             checker: BlobChecker::new(&config.settings.blob_check, metrics.clone(), probe),
+            health,
             metrics,
             ready: std::sync::atomic::AtomicBool::new(false),
             settings: RwLock::new(Arc::new(config.settings.clone())),
@@ -212,6 +217,7 @@ impl Server {
         let (drain_tx, drain) = watch::channel(false);
         let (admin_stop_tx, admin_stop) = watch::channel(false);
         let admin_task = tokio::spawn(admin::serve(admin, state.clone(), admin_stop));
+        let prober = tokio::spawn(prober::probe_backends(state.clone()));
         let cap = config.limits.max_connections;
         let slots = Arc::new(Semaphore::new(cap));
         let port = local.map_or(config.listen.port(), |a| a.port());
@@ -255,6 +261,7 @@ impl Server {
                 "grace period over; closing the remaining connections"
             );
         }
+        prober.abort();
         let _ = admin_stop_tx.send(true);
         let _ = admin_task.await;
         if let Some(steer) = &state.steer {

@@ -11,7 +11,7 @@ use steer_user::{
     ranges::{RangeSources, Ranges},
 };
 
-use super::{blob_check::BlobChecker, metrics::Metrics};
+use super::{blob_check::BlobChecker, health::Health, metrics::Metrics};
 use crate::{config::settings::Settings, reload::Reload};
 
 pub struct State {
@@ -22,6 +22,7 @@ pub struct State {
     /// and draining has not begun (for /readyz).
     pub(super) ready: AtomicBool,
     pub(super) checker: BlobChecker,
+    pub(super) health: Arc<Health>,
     pub(super) served: RwLock<Arc<Served>>,
     pub(super) steer: Option<Arc<RwLock<Steer>>>,
 }
