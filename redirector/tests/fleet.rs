@@ -1,0 +1,179 @@
+//! Routing over the whole fleet with real servers: three nginx mirrors
+//! placed in Paris, Virginia and Singapore (AWS regions), `redirector
+//! serve` with `nearest = "geo"` and health checks, and clients whose
+//! addresses a custom list places in AWS eu-south-2 (Spain), all on the
+//! loopback of a namespace of the test's own. The nearest mirror serves;
+//! stopped, it is skipped within a probe interval and the next nearest
+//! serves (its access log), not upstream; started again, it serves again;
+//! a blob it lacks goes to the next one alone.
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use steer_tests::{
+    launch::{Launch, Redirector},
+    loopback,
+    netns::Netns,
+    process::{root_or_skip, text},
+    pulls::{
+        oci::sha256,
+        redirector::{fetch_metrics, sample},
+        servers::Mirror,
+    },
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_redirector");
+/// Spain: Paris is nearest, then Virginia, then Singapore.
+const CLIENT: &str = "127.0.0.2";
+const MIRRORS: [(&str, &str, &str); 3] = [
+    ("paris", "127.0.0.11", "aws/eu-west-3"),
+    ("virginia", "127.0.0.12", "aws/us-east-1"),
+    ("singapore", "127.0.0.13", "aws/ap-southeast-1"),
+];
+
+fn config(dir: &Path, mirrors: &[Mirror]) -> String {
+    let mut text = String::from("[upstream]\nregistry = \"http://127.0.0.1:1\"\n\n");
+    for (m, (name, _, serves)) in mirrors.iter().zip(MIRRORS) {
+        text.push_str(&format!(
+            "[[backend]]\nname = \"{name}\"\nbase_url = \"{}\"\nserves = [\"{serves}\"]\nhealth = {{ path = \"/containers/images/canary\", interval = \"500ms\", unhealthy_after = 2, healthy_after = 1 }}\n\n",
+            m.url
+        ));
+    }
+    text.push_str("[fallback]\nnearest = \"geo\"\nmax_candidates = 3\n");
+    let path = dir.join("fleet.toml");
+    std::fs::write(&path, &text).unwrap();
+    path.display().to_string()
+}
+
+/// Where the redirector sends a blob request from `CLIENT`.
+fn location(ns: &Netns, addr: SocketAddr, digest: &str) -> String {
+    let path = format!("/v2/steer/app/blobs/{digest}");
+    let (status, location, body) = ns
+        .spawn(move || loopback::get(addr, CLIENT, "GET", &path))
+        .join()
+        .unwrap();
+    assert_eq!(status, 307, "{body}");
+    location.expect("a Location")
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within 15 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_next_nearest_mirror_serves_when_the_nearest_is_down_or_lacks_a_blob() {
+    if !root_or_skip("the_next_nearest_mirror_serves_when_the_nearest_is_down_or_lacks_a_blob") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Netns::new("fleet");
+    let blobs: Vec<(String, Vec<u8>)> = (0..5u8)
+        .map(|i| {
+            let bytes = vec![i; 1000 + usize::from(i)];
+            (sha256(&bytes), bytes)
+        })
+        .collect();
+    let mut mirrors: Vec<Mirror> = MIRRORS
+        .iter()
+        .map(|(name, addr, _)| Mirror::new(dir.path(), name, addr))
+        .collect();
+    for m in &mut mirrors {
+        m.put("canary", b"ok");
+        for (d, b) in &blobs {
+            m.put(d, b);
+        }
+        m.start(&ns);
+    }
+    let custom = dir.path().join("clients.csv");
+    std::fs::write(&custom, format!("{CLIENT}/32,aws,eu-south-2\n")).unwrap();
+    let config = config(dir.path(), &mirrors);
+    let explain = std::process::Command::new(BIN)
+        .args(["explain", CLIENT, "--config", &config, "--custom"])
+        .arg(&custom)
+        .output()
+        .unwrap();
+    let shown = text(&explain);
+    assert!(explain.status.success(), "{shown}");
+    for want in [
+        "backend  paris",
+        "then     virginia",
+        "then     singapore",
+        "geo: ",
+    ] {
+        assert!(shown.contains(want), "explain lacks `{want}`: {shown}");
+    }
+
+    let redirector = Redirector::start(
+        Some(&ns),
+        &Launch {
+            binary: BIN.into(),
+            args: [
+                "serve",
+                "--config",
+                &config,
+                "--custom",
+                custom.to_str().unwrap(),
+            ]
+            .into_iter()
+            .chain(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .map(String::from)
+            .collect(),
+            log: dir.path().join("serve.log"),
+            ..Launch::default()
+        },
+    );
+    let up = |name: &str| {
+        sample(
+            &fetch_metrics(&ns, redirector.admin),
+            &format!("steer_backend_up{{backend=\"{name}\"}}"),
+        )
+    };
+    let at = |digest: &str| location(&ns, redirector.addr, digest);
+    let mirror_of = |url: &str| {
+        MIRRORS
+            .iter()
+            .find(|(_, addr, _)| url.starts_with(&format!("http://{addr}/")))
+            .map_or("upstream", |(name, ..)| name)
+    };
+
+    assert_eq!(mirror_of(&at(&blobs[0].0)), "paris");
+
+    // The nearest stops: the next nearest serves, not upstream.
+    mirrors[0].stop();
+    wait_for("paris reported down", || up("paris") == 0.0);
+    assert_eq!(mirror_of(&at(&blobs[1].0)), "virginia");
+    let virginia = mirrors[1].accesses();
+    assert!(
+        virginia
+            .iter()
+            .any(|a| a.method == "HEAD" && a.path.ends_with(&blobs[1].0)),
+        "virginia was not checked: {virginia:?}"
+    );
+    // It comes back.
+    mirrors[0].start(&ns);
+    wait_for("paris reported up", || up("paris") == 1.0);
+    assert_eq!(mirror_of(&at(&blobs[2].0)), "paris");
+
+    // A blob the nearest lacks goes on alone; the rest stays.
+    mirrors[0].remove(&blobs[3].0);
+    assert_eq!(mirror_of(&at(&blobs[3].0)), "virginia");
+    assert_eq!(mirror_of(&at(&blobs[4].0)), "paris");
+    let metrics = fetch_metrics(&ns, redirector.admin);
+    assert!(
+        sample(
+            &metrics,
+            "steer_backend_failovers_total{from=\"paris\",to=\"virginia\"}"
+        ) >= 2.0,
+        "{metrics}"
+    );
+    let log = redirector.log_text();
+    assert_eq!(log.matches("backend is unhealthy").count(), 1, "{log}");
+    assert_eq!(log.matches("backend is healthy again").count(), 1, "{log}");
+}
