@@ -28,18 +28,32 @@ use steer_tests::{
 const BIN: &str = env!("CARGO_BIN_EXE_redirector");
 /// Spain: Paris is nearest, then Virginia, then Singapore.
 const CLIENT: &str = "127.0.0.2";
-const MIRRORS: [(&str, &str, &str); 3] = [
+const MIRRORS: [(&str, &str, &str); 4] = [
     ("paris", "127.0.0.11", "aws/eu-west-3"),
     ("virginia", "127.0.0.12", "aws/us-east-1"),
     ("singapore", "127.0.0.13", "aws/ap-southeast-1"),
+    // Lists the clients' own region, but cannot prove it is ours.
+    ("rogue", "127.0.0.14", "aws/eu-south-2"),
 ];
+/// What every mirror's `steer-ownership` holds; the config expects it
+/// of paris and something else of rogue.
+const PROOF: &[u8] = b"steer fleet test\n";
 
 fn config(dir: &Path, mirrors: &[Mirror]) -> String {
     let mut text = String::from("[upstream]\nregistry = \"http://127.0.0.1:1\"\n\n");
+    let hex = |d: String| d.trim_start_matches("sha256:").to_owned();
     for (m, (name, _, serves)) in mirrors.iter().zip(MIRRORS) {
         text.push_str(&format!(
-            "[[backend]]\nname = \"{name}\"\nbase_url = \"{}\"\nserves = [\"{serves}\"]\nhealth = {{ path = \"/containers/images/canary\", interval = \"500ms\", unhealthy_after = 2, healthy_after = 1 }}\n\n",
+            "[[backend]]\nname = \"{name}\"\nbase_url = \"{}\"\nserves = [\"{serves}\"]\nhealth = {{ path = \"/containers/images/canary\", interval = \"500ms\", unhealthy_after = 2, healthy_after = 1 }}\n",
             m.url
+        ));
+        let proof = match name {
+            "paris" => hex(sha256(PROOF)),
+            "rogue" => hex(sha256(b"what the operator published")),
+            _ => continue,
+        };
+        text.push_str(&format!(
+            "proof = {{ path = \"containers/images/steer-ownership\", sha256 = \"{proof}\" }}\n\n"
         ));
     }
     text.push_str("[fallback]\nnearest = \"geo\"\nmax_candidates = 3\n");
@@ -86,6 +100,7 @@ fn the_next_nearest_mirror_serves_when_the_nearest_is_down_or_lacks_a_blob() {
         .collect();
     for m in &mut mirrors {
         m.put("canary", b"ok");
+        m.put("steer-ownership", PROOF);
         for (d, b) in &blobs {
             m.put(d, b);
         }
@@ -102,9 +117,9 @@ fn the_next_nearest_mirror_serves_when_the_nearest_is_down_or_lacks_a_blob() {
     let shown = text(&explain);
     assert!(explain.status.success(), "{shown}");
     for want in [
-        "backend  paris",
+        "backend  rogue",
+        "then     paris",
         "then     virginia",
-        "then     singapore",
         "geo: ",
     ] {
         assert!(shown.contains(want), "explain lacks `{want}`: {shown}");
@@ -143,6 +158,13 @@ fn the_next_nearest_mirror_serves_when_the_nearest_is_down_or_lacks_a_blob() {
             .map_or("upstream", |(name, ..)| name)
     };
 
+    let proven = |name: &str| {
+        sample(
+            &fetch_metrics(&ns, redirector.admin),
+            &format!("steer_backend_proven{{backend=\"{name}\"}}"),
+        )
+    };
+    wait_for("paris proven", || proven("paris") == 1.0);
     assert_eq!(mirror_of(&at(&blobs[0].0)), "paris");
 
     // The nearest stops: the next nearest serves, not upstream.
@@ -161,7 +183,8 @@ fn the_next_nearest_mirror_serves_when_the_nearest_is_down_or_lacks_a_blob() {
     wait_for("paris reported up", || up("paris") == 1.0);
     assert_eq!(mirror_of(&at(&blobs[2].0)), "paris");
 
-    // A blob the nearest lacks goes on alone; the rest stays.
+    // A blob the nearest lacks goes on alone; the rest stays. (While it
+    // was down it was skipped unchecked: no failover was counted.)
     mirrors[0].remove(&blobs[3].0);
     assert_eq!(mirror_of(&at(&blobs[3].0)), "virginia");
     assert_eq!(mirror_of(&at(&blobs[4].0)), "paris");
@@ -170,10 +193,22 @@ fn the_next_nearest_mirror_serves_when_the_nearest_is_down_or_lacks_a_blob() {
         sample(
             &metrics,
             "steer_backend_failovers_total{from=\"paris\",to=\"virginia\"}"
-        ) >= 2.0,
+        ) == 1.0,
         "{metrics}"
     );
+    // The backend with a wrong proof got nothing but proof fetches.
+    assert_eq!(proven("rogue"), 0.0);
+    let rogue = mirrors[3].accesses();
+    assert!(!rogue.is_empty(), "rogue's proof was never fetched");
+    assert!(
+        rogue.iter().all(
+            |a| a.method == "GET" && a.path.ends_with("/steer-ownership")
+                || a.path.ends_with("/canary")
+        ),
+        "rogue got requests: {rogue:?}"
+    );
     let log = redirector.log_text();
+    assert_eq!(log.matches("ownership proof failed").count(), 1, "{log}");
     assert_eq!(log.matches("backend is unhealthy").count(), 1, "{log}");
     assert_eq!(log.matches("backend is healthy again").count(), 1, "{log}");
 }

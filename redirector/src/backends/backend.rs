@@ -19,6 +19,17 @@ pub struct Backend {
     pub location: Option<Class>,
     /// Active health checks, if any.
     pub health: Option<HealthSpec>,
+    /// An object proving the operator controls `base_url`: until it is
+    /// fetched with the right sha256, no client is sent there.
+    pub proof: Option<ProofSpec>,
+}
+
+/// `proof = { path, sha256 }`: `<base_url>/<path>` must hash to `sha256`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProofSpec {
+    pub path: String,
+    /// 64 lowercase hex digits.
+    pub sha256: String,
 }
 
 /// `health = { path, interval, unhealthy_after, healthy_after }`.

@@ -75,6 +75,7 @@ pub fn table(default_aws_base_url: &str) -> (Vec<Backend>, HashMap<Class, Vec<us
                 region: (*region).into(),
             }),
             health: None,
+            proof: None,
         });
         for r in std::iter::once(region).chain(extra.iter()) {
             by_class.insert(
@@ -93,6 +94,7 @@ pub fn table(default_aws_base_url: &str) -> (Vec<Backend>, HashMap<Class, Vec<us
         weight: 1,
         location: None,
         health: None,
+        proof: None,
     });
     let default = backends.len() - 1;
     (backends, by_class, default)

@@ -18,7 +18,7 @@ use steer_user::Class;
 pub use self::order::client_key;
 use self::order::{geo_order, rendezvous};
 pub use self::{
-    backend::{Backend, Candidate, HealthSpec, Nearest, StoreSpec, Why},
+    backend::{Backend, Candidate, HealthSpec, Nearest, ProofSpec, StoreSpec, Why},
     k8s::DEFAULT_AWS_BASE_URL,
 };
 use crate::routing::geo::Places;

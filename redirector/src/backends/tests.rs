@@ -62,6 +62,7 @@ fn backend(name: &str, weight: u32, location: &str) -> Backend {
         weight,
         location: Some(class(location)),
         health: None,
+        proof: None,
     }
 }
 

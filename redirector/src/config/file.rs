@@ -19,7 +19,9 @@ use super::{
     settings,
 };
 use crate::{
-    backends::{Backend, Backends, DEFAULT_MAX_CANDIDATES, HealthSpec, Nearest, StoreSpec},
+    backends::{
+        Backend, Backends, DEFAULT_MAX_CANDIDATES, HealthSpec, Nearest, ProofSpec, StoreSpec,
+    },
     forwarded::Forwarded,
     routing::geo::{self, Places, Point},
 };
@@ -99,6 +101,14 @@ struct BackendEntry {
     /// `provider/region` where the backend is (default: its first class).
     location: Option<String>,
     health: Option<HealthEntry>,
+    proof: Option<ProofEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProofEntry {
+    path: String,
+    sha256: String,
 }
 
 #[derive(Deserialize)]
@@ -336,6 +346,31 @@ fn backends(
             None => first,
         };
         let health = e.health.as_ref().map(|h| health(&key, h)).transpose()?;
+        let proof = match &e.proof {
+            None => None,
+            Some(p) => {
+                let path = p.path.trim_start_matches('/');
+                if path.is_empty()
+                    || path
+                        .bytes()
+                        .any(|b| !b.is_ascii_graphic() || b == b'?' || b == b'#')
+                {
+                    bail!("{key}.proof.path: `{}` is not a plain path", p.path);
+                }
+                if p.sha256.len() != 64
+                    || !p
+                        .sha256
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                {
+                    bail!("{key}.proof.sha256: must be 64 lowercase hex digits");
+                }
+                Some(ProofSpec {
+                    path: path.to_owned(),
+                    sha256: p.sha256.clone(),
+                })
+            }
+        };
         list.push(Backend {
             name: e.name.as_str().into(),
             base_url,
@@ -343,6 +378,7 @@ fn backends(
             weight,
             location,
             health,
+            proof,
         });
     }
     let find = |key: String, name: &str| -> Result<usize> {

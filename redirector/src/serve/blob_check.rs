@@ -48,6 +48,17 @@ pub const POOL_IDLE_PER_HOST: usize = 8;
 /// One HEAD of a blob URL. The checker bounds its time and counts it.
 pub trait BlobProbe: Send + Sync {
     fn head<'a>(&'a self, url: &'a str) -> Pin<Box<dyn Future<Output = Presence> + Send + 'a>>;
+
+    /// The body of `url` (a 200), up to `max` bytes: for ownership
+    /// proofs. Probes that cannot fetch say so.
+    fn fetch<'a>(
+        &'a self,
+        url: &'a str,
+        max: usize,
+    ) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send + 'a>> {
+        let _ = (url, max);
+        Box::pin(async { Err("this probe cannot fetch".to_owned()) })
+    }
 }
 
 type HttpsClient = Client<
@@ -86,6 +97,31 @@ impl HttpProbe {
 }
 
 impl BlobProbe for HttpProbe {
+    fn fetch<'a>(
+        &'a self,
+        url: &'a str,
+        max: usize,
+    ) -> Pin<Box<dyn Future<Output = Result<Bytes, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let request = hyper::Request::get(url)
+                .body(Empty::new())
+                .map_err(|e| e.to_string())?;
+            let resp = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            if resp.status() != 200 {
+                return Err(format!("HTTP {}", resp.status().as_u16()));
+            }
+            let body = http_body_util::Limited::new(resp.into_body(), max);
+            http_body_util::BodyExt::collect(body)
+                .await
+                .map(|b| b.to_bytes())
+                .map_err(|e| format!("reading the body: {e}"))
+        })
+    }
+
     fn head<'a>(&'a self, url: &'a str) -> Pin<Box<dyn Future<Output = Presence> + Send + 'a>> {
         Box::pin(async move {
             let Ok(request) = hyper::Request::head(url).body(Empty::new()) else {
@@ -187,6 +223,13 @@ impl BlobChecker {
             .try_get_with_by_ref(url, init)
             .await
             .unwrap_or(Presence::Busy)
+    }
+
+    /// The body of `url`, at most `max` bytes, within the check timeout.
+    pub async fn fetch(&self, url: &str, max: usize) -> Result<Bytes, String> {
+        tokio::time::timeout(self.timeout, self.probe.fetch(url, max))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.timeout)))
     }
 
     /// One HEAD of `url` now, past the cache and the concurrency bounds

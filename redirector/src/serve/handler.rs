@@ -147,18 +147,22 @@ async fn blob_backend(
 ) -> Option<(String, Arc<str>)> {
     let backends = &settings.backends;
     let candidates = backends.candidates(class, client_key(client));
-    let first = candidates.first()?;
+    // A failover is counted from the first candidate tried (one skipped
+    // as unhealthy or unproven is not a failover at every request).
+    let mut first: Option<&Arc<str>> = None;
+    candidates.first()?;
     let mut served = None;
     let mut checks = 0;
     for c in &candidates {
-        // Unhealthy backends are skipped without a check.
-        if !state.health.is_up(c.backend) {
+        // Unhealthy or unproven backends are skipped without a check.
+        if !state.health.usable(c.backend) {
             continue;
         }
         if checks == backends.max_candidates() {
             break;
         }
         checks += 1;
+        first.get_or_insert(&c.backend.name);
         let url = blob_location(&c.backend.base_url, digest);
         match state.checker.check(&url, &conn.checks).await {
             Presence::Found => {
@@ -172,8 +176,9 @@ async fn blob_backend(
         }
     }
     let to = served.as_ref().map_or("upstream", |(_, name)| &**name);
-    if to != &*first.backend.name {
-        state.metrics.fleet.failover(&first.backend.name, to);
+    let from = first.map_or(&candidates[0].backend.name, |f| f);
+    if to != &**from {
+        state.metrics.fleet.failover(from, to);
     }
     served
 }

@@ -19,7 +19,7 @@ use prometheus_client::{
     metrics::{family::Family, gauge::Gauge},
     registry::Registry,
 };
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::backends::{Backend, HealthSpec};
 
@@ -32,13 +32,23 @@ struct BackendState {
     failures: AtomicU32,
     successes: AtomicU32,
     next_probe: Mutex<Option<Instant>>,
+    /// Its ownership proof was fetched and matched (last time it was).
+    proven: AtomicBool,
+    proof_checked: AtomicBool,
+    next_proof: Mutex<Option<Instant>>,
 }
+
+/// How often a proof is fetched again (it may be taken away).
+pub const PROOF_INTERVAL: Duration = Duration::from_secs(60);
+/// The largest proof object read.
+pub const MAX_PROOF: usize = 64 << 10;
 
 /// Every backend's state, by name (names survive config reloads).
 #[derive(Default)]
 pub struct Health {
     states: RwLock<HashMap<Arc<str>, Arc<BackendState>>>,
     up: Family<Vec<(&'static str, String)>, Gauge>,
+    proven: Family<Vec<(&'static str, String)>, Gauge>,
 }
 
 impl Health {
@@ -47,6 +57,11 @@ impl Health {
             "backend_up",
             "1 while a backend with health checks is up (0: skipped)",
             self.up.clone(),
+        );
+        registry.register(
+            "backend_proven",
+            "1 while a backend's ownership proof matches (0: never sent a client)",
+            self.proven.clone(),
         );
     }
 
@@ -78,9 +93,63 @@ impl Health {
             .clone()
     }
 
-    /// Whether requests may be sent to `backend`.
-    pub fn is_up(&self, backend: &Backend) -> bool {
-        backend.health.is_none() || self.state(backend).up.load(Ordering::Relaxed)
+    /// Whether requests may be sent to `backend`: healthy (or not
+    /// health-checked), and proven when it must be.
+    pub fn usable(&self, backend: &Backend) -> bool {
+        let s = self.state(backend);
+        (backend.health.is_none() || s.up.load(Ordering::Relaxed))
+            && (backend.proof.is_none() || s.proven.load(Ordering::Relaxed))
+    }
+
+    /// A proof fetch's outcome: `Err` says why it does not prove.
+    pub fn record_proof(&self, backend: &Backend, outcome: Result<(), String>) {
+        let s = self.state(backend);
+        let gauge = self
+            .proven
+            .get_or_create(&vec![("backend", backend.name.to_string())])
+            .clone();
+        match outcome {
+            Ok(()) => {
+                s.proof_checked.store(true, Ordering::Relaxed);
+                if !s.proven.swap(true, Ordering::Relaxed) {
+                    info!(backend = %backend.name, "ownership proof matches; the backend may serve");
+                }
+                gauge.set(1);
+            }
+            Err(why) => {
+                // Logged when a proof first fails and when one is lost.
+                let first = !s.proof_checked.swap(true, Ordering::Relaxed);
+                if s.proven.swap(false, Ordering::Relaxed) || first {
+                    error!(backend = %backend.name, "ownership proof failed ({why}); no client is sent there");
+                }
+                gauge.set(0);
+            }
+        }
+    }
+
+    /// The backends whose proof is due now: URL and expected sha256.
+    pub fn proofs_due<'a>(
+        &self,
+        backends: &'a [Backend],
+        now: Instant,
+    ) -> Vec<(&'a Backend, String, String)> {
+        backends
+            .iter()
+            .filter_map(|b| {
+                let proof = b.proof.as_ref()?;
+                let s = self.state(b);
+                let mut next = s.next_proof.lock().unwrap_or_else(|e| e.into_inner());
+                if next.is_some_and(|t| t > now) {
+                    return None;
+                }
+                *next = Some(now + PROOF_INTERVAL);
+                Some((
+                    b,
+                    format!("{}/{}", b.base_url, proof.path),
+                    format!("sha256:{}", proof.sha256),
+                ))
+            })
+            .collect()
     }
 
     /// One probe's or one blob check's outcome for `backend`.
@@ -137,6 +206,7 @@ mod tests {
             weight: 1,
             location: None,
             health,
+            proof: None,
         }
     }
 
@@ -153,17 +223,17 @@ mod tests {
     fn transitions_need_runs_in_a_row() {
         let h = Health::default();
         let b = backend(Some(spec()));
-        assert!(h.is_up(&b));
+        assert!(h.usable(&b));
         for ok in [false, false, true, false, false] {
             h.record(&b, ok);
-            assert!(h.is_up(&b), "a good probe breaks the run of failures");
+            assert!(h.usable(&b), "a good probe breaks the run of failures");
         }
         h.record(&b, false);
-        assert!(!h.is_up(&b), "three failures in a row");
+        assert!(!h.usable(&b), "three failures in a row");
         h.record(&b, true);
-        assert!(!h.is_up(&b), "one good probe is not enough");
+        assert!(!h.usable(&b), "one good probe is not enough");
         h.record(&b, true);
-        assert!(h.is_up(&b));
+        assert!(h.usable(&b));
     }
 
     #[test]
@@ -173,7 +243,7 @@ mod tests {
         for _ in 0..10 {
             h.record(&b, false);
         }
-        assert!(h.is_up(&b));
+        assert!(h.usable(&b));
         assert!(h.due(std::slice::from_ref(&b), Instant::now()).is_empty());
     }
 

@@ -58,6 +58,7 @@ fn backend(store: &str, options: &[(&str, &str)]) -> crate::backends::Backend {
         weight: 1,
         location: None,
         health: None,
+        proof: None,
     }
 }
 
