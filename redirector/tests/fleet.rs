@@ -212,3 +212,70 @@ fn the_next_nearest_mirror_serves_when_the_nearest_is_down_or_lacks_a_blob() {
     assert_eq!(log.matches("backend is unhealthy").count(), 1, "{log}");
     assert_eq!(log.matches("backend is healthy again").count(), 1, "{log}");
 }
+
+#[test]
+fn a_backend_past_its_daily_budget_sends_the_rest_on() {
+    if !root_or_skip("a_backend_past_its_daily_budget_sends_the_rest_on") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Netns::new("budget");
+    let blobs: Vec<String> = (0..5u8).map(|i| sha256(&[i; 1000])).collect();
+    let mut mirrors: Vec<Mirror> = MIRRORS[..2]
+        .iter()
+        .map(|(name, addr, _)| Mirror::new(dir.path(), name, addr))
+        .collect();
+    for m in &mut mirrors {
+        for (i, d) in blobs.iter().enumerate() {
+            m.put(d, &[i as u8; 1000]);
+        }
+        m.start(&ns);
+    }
+    let config = dir.path().join("budget.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstream]\nregistry = \"http://127.0.0.1:1\"\n\n[[backend]]\nname = \"paris\"\nbase_url = \"{}\"\nserves = [\"aws/eu-west-3\"]\nmax_bytes_per_day = \"2500B\"\n\n[[backend]]\nname = \"virginia\"\nbase_url = \"{}\"\nserves = [\"aws/us-east-1\"]\n\n[fallback]\nnearest = \"geo\"\n",
+            mirrors[0].url, mirrors[1].url
+        ),
+    )
+    .unwrap();
+    let custom = dir.path().join("clients.csv");
+    std::fs::write(&custom, format!("{CLIENT}/32,aws,eu-south-2\n")).unwrap();
+    let redirector = Redirector::start(
+        Some(&ns),
+        &Launch {
+            binary: BIN.into(),
+            args: [
+                "serve",
+                "--config",
+                config.to_str().unwrap(),
+                "--custom",
+                custom.to_str().unwrap(),
+            ]
+            .into_iter()
+            .chain(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .map(String::from)
+            .collect(),
+            log: dir.path().join("serve.log"),
+            ..Launch::default()
+        },
+    );
+    let served: Vec<bool> = blobs
+        .iter()
+        .map(|d| location(&ns, redirector.addr, d).starts_with(&mirrors[0].url))
+        .collect();
+    // 1000 bytes each: the third reaches 2500, the rest go to Virginia.
+    assert_eq!(served, [true, true, true, false, false]);
+    let metrics = fetch_metrics(&ns, redirector.admin);
+    assert_eq!(
+        sample(&metrics, "steer_backend_bytes_total{backend=\"paris\"}"),
+        3000.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "steer_backend_over_budget{backend=\"paris\"}"),
+        1.0,
+        "{metrics}"
+    );
+}

@@ -22,6 +22,9 @@ pub struct Backend {
     /// An object proving the operator controls `base_url`: until it is
     /// fetched with the right sha256, no client is sent there.
     pub proof: Option<ProofSpec>,
+    /// Bytes it may serve per UTC day, counted from the sizes its blob
+    /// checks report; past it the backend is skipped until the next day.
+    pub max_bytes_per_day: Option<u64>,
 }
 
 /// `proof = { path, sha256 }`: `<base_url>/<path>` must hash to `sha256`.

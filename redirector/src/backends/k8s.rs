@@ -76,6 +76,7 @@ pub fn table(default_aws_base_url: &str) -> (Vec<Backend>, HashMap<Class, Vec<us
             }),
             health: None,
             proof: None,
+            max_bytes_per_day: None,
         });
         for r in std::iter::once(region).chain(extra.iter()) {
             by_class.insert(
@@ -95,6 +96,7 @@ pub fn table(default_aws_base_url: &str) -> (Vec<Backend>, HashMap<Class, Vec<us
         location: None,
         health: None,
         proof: None,
+        max_bytes_per_day: None,
     });
     let default = backends.len() - 1;
     (backends, by_class, default)

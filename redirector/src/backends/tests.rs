@@ -63,6 +63,7 @@ fn backend(name: &str, weight: u32, location: &str) -> Backend {
         location: Some(class(location)),
         health: None,
         proof: None,
+        max_bytes_per_day: None,
     }
 }
 

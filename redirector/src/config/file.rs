@@ -102,6 +102,8 @@ struct BackendEntry {
     location: Option<String>,
     health: Option<HealthEntry>,
     proof: Option<ProofEntry>,
+    /// Bytes per UTC day: `40TB`, `1.5TiB`.
+    max_bytes_per_day: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -379,6 +381,13 @@ fn backends(
             location,
             health,
             proof,
+            max_bytes_per_day: e
+                .max_bytes_per_day
+                .as_deref()
+                .map(|b| {
+                    crate::config::bytes::parse(b).map_err(|e| err!("{key}.max_bytes_per_day: {e}"))
+                })
+                .transpose()?,
         });
     }
     let find = |key: String, name: &str| -> Result<usize> {

@@ -5,6 +5,7 @@
 //! Durations read the same everywhere ([`duration`]). docs/configuration.md
 //! is the reference.
 
+pub mod bytes;
 pub mod duration;
 mod error;
 mod file;

@@ -34,7 +34,8 @@ use crate::config::settings::BlobCheckSettings;
 /// What a check found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Presence {
-    Found,
+    /// With the size the backend gave (`Content-Length`), if it gave one.
+    Found(Option<u64>),
     Missing,
     /// Timed out, refused, or answered something other than 200/404.
     Failed,
@@ -128,7 +129,12 @@ impl BlobProbe for HttpProbe {
                 return Presence::Failed;
             };
             match self.client.request(request).await {
-                Ok(resp) if resp.status() == 200 => Presence::Found,
+                Ok(resp) if resp.status() == 200 => Presence::Found(
+                    resp.headers()
+                        .get(http::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok()),
+                ),
                 Ok(resp) if resp.status() == 404 => Presence::Missing,
                 Ok(resp) => {
                     debug!(
@@ -168,7 +174,7 @@ struct Ttl {
 impl Expiry<String, Presence> for Ttl {
     fn expire_after_create(&self, _: &String, value: &Presence, _: Instant) -> Option<Duration> {
         Some(match value {
-            Presence::Found => self.found,
+            Presence::Found(_) => self.found,
             Presence::Missing | Presence::Failed | Presence::Busy => self.missing,
         })
     }

@@ -154,7 +154,8 @@ async fn blob_backend(
     let mut served = None;
     let mut checks = 0;
     for c in &candidates {
-        // Unhealthy or unproven backends are skipped without a check.
+        // Unhealthy, unproven or over-budget backends are skipped without
+        // a check.
         if !state.health.usable(c.backend) {
             continue;
         }
@@ -165,8 +166,9 @@ async fn blob_backend(
         first.get_or_insert(&c.backend.name);
         let url = blob_location(&c.backend.base_url, digest);
         match state.checker.check(&url, &conn.checks).await {
-            Presence::Found => {
+            Presence::Found(size) => {
                 state.health.record(c.backend, true);
+                state.health.served(c.backend, size.unwrap_or(0));
                 served = Some((url, c.backend.name.clone()));
                 break;
             }

@@ -1,22 +1,30 @@
-//! Backend health while serving. A backend with `health` in the config is
+//! Which backends may be sent clients while serving: healthy, proven and
+//! within budget.
+//!
+//! Health: a backend with `health` in the config is
 //! probed at `<base_url><path>` every `interval`; failed blob checks count
 //! as failed probes too. `unhealthy_after` failures in a row take it out
 //! of every candidate list, `healthy_after` good probes in a row bring it
 //! back. Each transition is logged once and shown as
 //! `steer_backend_up{backend}`. A backend without `health` is always up:
 //! nothing would bring it back.
+//!
+//! Proof: a backend with `proof` is used only while its proof object
+//! hashes right (fetched by the prober). Budget: the sizes its blob checks
+//! report are summed per UTC day; at `max_bytes_per_day` it is skipped
+//! until the next day.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, RwLock,
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
 
 use prometheus_client::{
-    metrics::{family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 use tracing::{error, info, warn};
@@ -36,6 +44,16 @@ struct BackendState {
     proven: AtomicBool,
     proof_checked: AtomicBool,
     next_proof: Mutex<Option<Instant>>,
+    /// Bytes sent its way on `day` (UTC days since the epoch).
+    bytes_today: AtomicU64,
+    day: AtomicU64,
+}
+
+/// Today, as UTC days since the epoch.
+fn utc_day() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400)
 }
 
 /// How often a proof is fetched again (it may be taken away).
@@ -49,6 +67,8 @@ pub struct Health {
     states: RwLock<HashMap<Arc<str>, Arc<BackendState>>>,
     up: Family<Vec<(&'static str, String)>, Gauge>,
     proven: Family<Vec<(&'static str, String)>, Gauge>,
+    bytes: Family<Vec<(&'static str, String)>, Counter>,
+    over_budget: Family<Vec<(&'static str, String)>, Gauge>,
 }
 
 impl Health {
@@ -63,6 +83,48 @@ impl Health {
             "1 while a backend's ownership proof matches (0: never sent a client)",
             self.proven.clone(),
         );
+        registry.register(
+            "backend_bytes",
+            "Bytes of blobs sent to each backend (from its blob checks' Content-Length)",
+            self.bytes.clone(),
+        );
+        registry.register(
+            "backend_over_budget",
+            "1 while a backend has served its max_bytes_per_day today",
+            self.over_budget.clone(),
+        );
+    }
+
+    /// A redirect of `size` bytes to `backend`: counted for its budget.
+    pub fn served(&self, backend: &Backend, size: u64) {
+        let label = vec![("backend", backend.name.to_string())];
+        self.bytes.get_or_create(&label).inc_by(size);
+        let Some(max) = backend.max_bytes_per_day else {
+            return;
+        };
+        let s = self.state(backend);
+        let today = utc_day();
+        if s.day.swap(today, Ordering::Relaxed) != today {
+            s.bytes_today.store(0, Ordering::Relaxed);
+        }
+        let total = s.bytes_today.fetch_add(size, Ordering::Relaxed) + size;
+        if total >= max && total - size < max {
+            warn!(backend = %backend.name, "backend reached its max_bytes_per_day ({max}); skipping it until 00:00 UTC");
+            self.over_budget.get_or_create(&label).set(1);
+        }
+    }
+
+    fn within_budget(&self, backend: &Backend, s: &BackendState) -> bool {
+        let Some(max) = backend.max_bytes_per_day else {
+            return true;
+        };
+        if s.day.load(Ordering::Relaxed) != utc_day() {
+            self.over_budget
+                .get_or_create(&vec![("backend", backend.name.to_string())])
+                .set(0);
+            return true;
+        }
+        s.bytes_today.load(Ordering::Relaxed) < max
     }
 
     fn state(&self, backend: &Backend) -> Arc<BackendState> {
@@ -94,11 +156,12 @@ impl Health {
     }
 
     /// Whether requests may be sent to `backend`: healthy (or not
-    /// health-checked), and proven when it must be.
+    /// health-checked), proven when it must be, and within its budget.
     pub fn usable(&self, backend: &Backend) -> bool {
         let s = self.state(backend);
         (backend.health.is_none() || s.up.load(Ordering::Relaxed))
             && (backend.proof.is_none() || s.proven.load(Ordering::Relaxed))
+            && self.within_budget(backend, &s)
     }
 
     /// A proof fetch's outcome: `Err` says why it does not prove.
@@ -207,6 +270,7 @@ mod tests {
             location: None,
             health,
             proof: None,
+            max_bytes_per_day: None,
         }
     }
 
@@ -245,6 +309,22 @@ mod tests {
         }
         assert!(h.usable(&b));
         assert!(h.due(std::slice::from_ref(&b), Instant::now()).is_empty());
+    }
+
+    #[test]
+    fn a_budget_holds_for_the_day() {
+        let h = Health::default();
+        let mut b = backend(None);
+        b.max_bytes_per_day = Some(2500);
+        for _ in 0..2 {
+            h.served(&b, 1000);
+            assert!(h.usable(&b));
+        }
+        h.served(&b, 1000);
+        assert!(!h.usable(&b), "3000 of 2500 bytes");
+        // Another day starts from nothing.
+        h.state(&b).day.store(utc_day() - 1, Ordering::Relaxed);
+        assert!(h.usable(&b));
     }
 
     #[test]

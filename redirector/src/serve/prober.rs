@@ -23,7 +23,9 @@ pub async fn probe_backends(state: Arc<State>) {
             let state = state.clone();
             tokio::spawn(async move {
                 let presence = state.checker.probe(&url).await;
-                state.health.record(&backend, presence == Presence::Found);
+                state
+                    .health
+                    .record(&backend, matches!(presence, Presence::Found(_)));
             });
         }
         for (backend, url, want) in state

@@ -37,7 +37,7 @@ impl BlobProbe for FakeProbe {
         let found = self.found.contains(url);
         Box::pin(async move {
             if found {
-                Presence::Found
+                Presence::Found(Some(1000))
             } else {
                 Presence::Missing
             }

@@ -59,6 +59,7 @@ fn backend(store: &str, options: &[(&str, &str)]) -> crate::backends::Backend {
         location: None,
         health: None,
         proof: None,
+        max_bytes_per_day: None,
     }
 }
 
