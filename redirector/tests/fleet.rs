@@ -5,7 +5,10 @@
 //! loopback of a namespace of the test's own. The nearest mirror serves;
 //! stopped, it is skipped within a probe interval and the next nearest
 //! serves (its access log), not upstream; started again, it serves again;
-//! a blob it lacks goes to the next one alone.
+//! a blob it lacks goes to the next one alone; a backend with a wrong
+//! ownership proof gets nothing but proof fetches; one past its daily
+//! budget sends the rest on; and a real skopeo pull from a region whose
+//! mirror just died gets every blob from the next nearest.
 
 use std::{
     net::SocketAddr,
@@ -19,9 +22,10 @@ use steer_tests::{
     netns::Netns,
     process::{root_or_skip, text},
     pulls::{
-        oci::sha256,
+        clients::{skopeo, skopeo_pull},
+        oci::{Image, sha256},
         redirector::{fetch_metrics, sample},
-        servers::Mirror,
+        servers::{Mirror, Registry},
     },
 };
 
@@ -278,4 +282,92 @@ fn a_backend_past_its_daily_budget_sends_the_rest_on() {
         1.0,
         "{metrics}"
     );
+}
+
+#[test]
+fn a_real_pull_from_a_region_whose_mirror_just_died_is_served_by_the_next() {
+    if !root_or_skip("a_real_pull_from_a_region_whose_mirror_just_died_is_served_by_the_next") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Netns::new("fleetpull");
+    let registry = Registry::start(&ns, dir.path(), "127.0.0.1");
+    let image = Image::build(dir.path(), "steer/fleet", "1.0", 77, &[30_000, 5_000]);
+    skopeo(
+        &ns,
+        dir.path(),
+        &[
+            "copy".into(),
+            "--quiet".into(),
+            "--dest-tls-verify=false".into(),
+            "--preserve-digests".into(),
+            format!("oci:{}:1.0", image.layout.display()),
+            "docker://127.0.0.1:5000/steer/fleet:1.0".into(),
+        ],
+    )
+    .expect("pushing the image upstream");
+    let mut mirrors: Vec<Mirror> = MIRRORS[..2]
+        .iter()
+        .map(|(name, addr, _)| Mirror::new(dir.path(), name, addr))
+        .collect();
+    for m in &mut mirrors {
+        m.put("canary", b"ok");
+        for b in &image.blobs {
+            m.put(&b.digest, &b.bytes);
+        }
+        m.start(&ns);
+    }
+    let config = dir.path().join("pull.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[upstream]\nregistry = \"{}\"\npath = \"\"\n\n[[backend]]\nname = \"paris\"\nbase_url = \"{}\"\nserves = [\"aws/eu-west-3\"]\nhealth = {{ path = \"/containers/images/canary\", interval = \"1h\" }}\n\n[[backend]]\nname = \"virginia\"\nbase_url = \"{}\"\nserves = [\"aws/us-east-1\"]\n\n[fallback]\nnearest = \"geo\"\n",
+            registry.url, mirrors[0].url, mirrors[1].url
+        ),
+    )
+    .unwrap();
+    // skopeo connects from 127.0.0.1: that address is the client in Spain.
+    let custom = dir.path().join("clients.csv");
+    std::fs::write(&custom, "127.0.0.1/32,aws,eu-south-2\n").unwrap();
+    let redirector = Redirector::start(
+        Some(&ns),
+        &Launch {
+            binary: BIN.into(),
+            args: [
+                "serve",
+                "--config",
+                config.to_str().unwrap(),
+                "--custom",
+                custom.to_str().unwrap(),
+            ]
+            .into_iter()
+            .chain(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .map(String::from)
+            .collect(),
+            log: dir.path().join("serve.log"),
+            ..Launch::default()
+        },
+    );
+    // Paris dies; its hourly probe has not noticed: the pull's own blob
+    // checks find it refusing and go on to Virginia.
+    mirrors[0].stop();
+    let reference = format!("{}/steer/fleet:1.0", redirector.addr);
+    let digest = skopeo_pull(&ns, dir.path(), &reference).expect("the pull");
+    assert_eq!(digest, image.manifest_digest);
+    let virginia = mirrors[1].accesses();
+    for b in &image.blobs {
+        assert!(
+            virginia
+                .iter()
+                .any(|a| a.method == "GET" && a.status == 200 && a.path.ends_with(&b.digest)),
+            "virginia did not serve {}: {virginia:?}",
+            b.digest
+        );
+    }
+    let upstream_blobs = registry
+        .accesses()
+        .iter()
+        .filter(|a| a.method == "GET" && a.path.contains("/blobs/"))
+        .count();
+    assert_eq!(upstream_blobs, 0, "blobs came from upstream");
 }
