@@ -77,6 +77,31 @@ fn location(ns: &Netns, addr: SocketAddr, digest: &str) -> String {
     location.expect("a Location")
 }
 
+/// `redirector serve` in `ns` with `config` and the client list
+/// `custom`, on ports the kernel picks.
+fn serve(ns: &Netns, dir: &Path, config: impl AsRef<std::ffi::OsStr>, custom: &Path) -> Redirector {
+    let arg = |p: &std::ffi::OsStr| p.to_string_lossy().into_owned();
+    Redirector::start(
+        Some(ns),
+        &Launch {
+            binary: BIN.into(),
+            args: vec![
+                "serve".into(),
+                "--config".into(),
+                arg(config.as_ref()),
+                "--custom".into(),
+                arg(custom.as_os_str()),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--admin-listen".into(),
+                "127.0.0.1:0".into(),
+            ],
+            log: dir.join("serve.log"),
+            ..Launch::default()
+        },
+    )
+}
+
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !done() {
@@ -129,25 +154,7 @@ fn the_next_nearest_mirror_serves_when_the_nearest_is_down_or_lacks_a_blob() {
         assert!(shown.contains(want), "explain lacks `{want}`: {shown}");
     }
 
-    let redirector = Redirector::start(
-        Some(&ns),
-        &Launch {
-            binary: BIN.into(),
-            args: [
-                "serve",
-                "--config",
-                &config,
-                "--custom",
-                custom.to_str().unwrap(),
-            ]
-            .into_iter()
-            .chain(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .map(String::from)
-            .collect(),
-            log: dir.path().join("serve.log"),
-            ..Launch::default()
-        },
-    );
+    let redirector = serve(&ns, dir.path(), &config, &custom);
     let up = |name: &str| {
         sample(
             &fetch_metrics(&ns, redirector.admin),
@@ -246,25 +253,7 @@ fn a_backend_past_its_daily_budget_sends_the_rest_on() {
     .unwrap();
     let custom = dir.path().join("clients.csv");
     std::fs::write(&custom, format!("{CLIENT}/32,aws,eu-south-2\n")).unwrap();
-    let redirector = Redirector::start(
-        Some(&ns),
-        &Launch {
-            binary: BIN.into(),
-            args: [
-                "serve",
-                "--config",
-                config.to_str().unwrap(),
-                "--custom",
-                custom.to_str().unwrap(),
-            ]
-            .into_iter()
-            .chain(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .map(String::from)
-            .collect(),
-            log: dir.path().join("serve.log"),
-            ..Launch::default()
-        },
-    );
+    let redirector = serve(&ns, dir.path(), &config, &custom);
     let served: Vec<bool> = blobs
         .iter()
         .map(|d| location(&ns, redirector.addr, d).starts_with(&mirrors[0].url))
@@ -329,25 +318,7 @@ fn a_real_pull_from_a_region_whose_mirror_just_died_is_served_by_the_next() {
     // skopeo connects from 127.0.0.1: that address is the client in Spain.
     let custom = dir.path().join("clients.csv");
     std::fs::write(&custom, "127.0.0.1/32,aws,eu-south-2\n").unwrap();
-    let redirector = Redirector::start(
-        Some(&ns),
-        &Launch {
-            binary: BIN.into(),
-            args: [
-                "serve",
-                "--config",
-                config.to_str().unwrap(),
-                "--custom",
-                custom.to_str().unwrap(),
-            ]
-            .into_iter()
-            .chain(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
-            .map(String::from)
-            .collect(),
-            log: dir.path().join("serve.log"),
-            ..Launch::default()
-        },
-    );
+    let redirector = serve(&ns, dir.path(), &config, &custom);
     // Paris dies; its hourly probe has not noticed: the pull's own blob
     // checks find it refusing and go on to Virginia.
     mirrors[0].stop();

@@ -1,30 +1,20 @@
 //! The config file of `redirector serve` (TOML) as a [`Layer`]: every key
-//! optional, each validated here so an error names it. The keys are in
-//! docs/configuration.md.
+//! optional, each validated here so an error names it (the fleet's keys
+//! in [`super::fleet_file`]). The keys are in docs/configuration.md.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    net::SocketAddr,
-    time::Duration,
-};
+use std::{net::SocketAddr, time::Duration};
 
 use ipnet::IpNet;
 use serde::Deserialize;
-use steer_user::Class;
 
 use super::{
     duration,
     error::{ConfigError, TlsFiles, at_least_one},
+    fleet_file::{BackendEntry, Fallback, LocationEntry, backends, parse_class, places},
     layer::Layer,
     settings,
 };
-use crate::{
-    backends::{
-        Backend, Backends, DEFAULT_MAX_CANDIDATES, HealthSpec, Nearest, ProofSpec, StoreSpec,
-    },
-    forwarded::Forwarded,
-    routing::geo::{self, Places, Point},
-};
+use crate::forwarded::Forwarded;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -58,14 +48,6 @@ struct File {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LocationEntry {
-    class: String,
-    lat: f64,
-    lon: f64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Policy {
     /// `provider/region` classes whose SYNs XDP drops.
     #[serde(default)]
@@ -80,65 +62,6 @@ struct Upstream {
     signature: Option<String>,
     info_url: Option<String>,
     privacy_url: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BackendEntry {
-    name: String,
-    base_url: String,
-    /// `provider/region` classes this backend serves.
-    #[serde(default)]
-    serves: Vec<String>,
-    /// Where `redirector sync` writes this backend's blobs.
-    store: Option<String>,
-    /// The store's options (region, endpoint, ...), as object_store
-    /// names them.
-    #[serde(default)]
-    store_options: BTreeMap<String, String>,
-    /// Share among backends that list the same class.
-    weight: Option<u32>,
-    /// `provider/region` where the backend is (default: its first class).
-    location: Option<String>,
-    health: Option<HealthEntry>,
-    proof: Option<ProofEntry>,
-    /// Bytes per UTC day: `40TB`, `1.5TiB`.
-    max_bytes_per_day: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProofEntry {
-    path: String,
-    sha256: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HealthEntry {
-    path: String,
-    interval: Option<String>,
-    unhealthy_after: Option<u32>,
-    healthy_after: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Fallback {
-    /// Per provider: the backend for its regions no backend lists; or
-    /// "geo": every backend by distance.
-    nearest: Option<NearestEntry>,
-    /// A backend name, or "upstream", for clients in no feed.
-    unknown: Option<String>,
-    /// Blob checks one request may wait on before it goes upstream.
-    max_candidates: Option<usize>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NearestEntry {
-    Mode(String),
-    Providers(HashMap<String, String>),
 }
 
 #[derive(Deserialize, Default)]
@@ -262,261 +185,6 @@ pub fn parse(text: &str) -> Result<Layer> {
         ),
     };
     Ok(l)
-}
-
-fn places(entries: &[LocationEntry]) -> Result<Places> {
-    let mut map = HashMap::new();
-    for (i, e) in entries.iter().enumerate() {
-        let class = parse_class(&e.class)
-            .ok_or_else(|| err!("location[{i}].class: `{}` is not provider/region", e.class))?;
-        if !geo::valid(e.lat, e.lon) {
-            bail!(
-                "location[{i}]: lat {} / lon {} is not on Earth",
-                e.lat,
-                e.lon
-            );
-        }
-        if map
-            .insert(
-                class,
-                Point {
-                    lat: e.lat,
-                    lon: e.lon,
-                },
-            )
-            .is_some()
-        {
-            bail!("location[{i}].class: `{}` is placed twice", e.class);
-        }
-    }
-    Ok(Places::new(map))
-}
-
-fn backends(
-    entries: &[BackendEntry],
-    fallback: Option<&Fallback>,
-    places: &Places,
-) -> Result<Backends> {
-    let mut list = Vec::new();
-    let mut by_class: HashMap<Class, Vec<usize>> = HashMap::new();
-    for (i, e) in entries.iter().enumerate() {
-        let key = format!("backend[{i}]");
-        if e.name.is_empty()
-            || e.name == "upstream"
-            || !e
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            bail!(
-                "{key}.name: `{}` must be letters, digits, - or _ (and not `upstream`)",
-                e.name
-            );
-        }
-        if list.iter().any(|b: &Backend| *b.name == *e.name) {
-            bail!("{key}.name: `{}` is used twice", e.name);
-        }
-        let base_url = settings::base_url(&format!("{key}.base_url"), &e.base_url)?;
-        let mut first = None;
-        for (j, c) in e.serves.iter().enumerate() {
-            let class = parse_class(c)
-                .ok_or_else(|| err!("{key}.serves[{j}]: `{c}` is not provider/region"))?;
-            let listed = by_class.entry(class.clone()).or_default();
-            if listed.contains(&list.len()) {
-                bail!("{key}.serves[{j}]: `{c}` is listed twice");
-            }
-            listed.push(list.len());
-            first.get_or_insert(class);
-        }
-        let store = match &e.store {
-            Some(url) => Some(store_spec(&key, url, &e.store_options)?),
-            None if !e.store_options.is_empty() => {
-                bail!("{key}.store_options: given without {key}.store")
-            }
-            None => None,
-        };
-        let weight = match e.weight {
-            Some(0) => bail!("{key}.weight: must be at least 1"),
-            Some(w) => w,
-            None => 1,
-        };
-        let location = match &e.location {
-            Some(l) => Some(
-                parse_class(l)
-                    .ok_or_else(|| err!("{key}.location: `{l}` is not provider/region"))?,
-            ),
-            None => first,
-        };
-        let health = e.health.as_ref().map(|h| health(&key, h)).transpose()?;
-        let proof = match &e.proof {
-            None => None,
-            Some(p) => {
-                let path = p.path.trim_start_matches('/');
-                if path.is_empty()
-                    || path
-                        .bytes()
-                        .any(|b| !b.is_ascii_graphic() || b == b'?' || b == b'#')
-                {
-                    bail!("{key}.proof.path: `{}` is not a plain path", p.path);
-                }
-                if p.sha256.len() != 64
-                    || !p
-                        .sha256
-                        .bytes()
-                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-                {
-                    bail!("{key}.proof.sha256: must be 64 lowercase hex digits");
-                }
-                Some(ProofSpec {
-                    path: path.to_owned(),
-                    sha256: p.sha256.clone(),
-                })
-            }
-        };
-        list.push(Backend {
-            name: e.name.as_str().into(),
-            base_url,
-            store,
-            weight,
-            location,
-            health,
-            proof,
-            max_bytes_per_day: e
-                .max_bytes_per_day
-                .as_deref()
-                .map(|b| {
-                    crate::config::bytes::parse(b).map_err(|e| err!("{key}.max_bytes_per_day: {e}"))
-                })
-                .transpose()?,
-        });
-    }
-    let find = |key: String, name: &str| -> Result<usize> {
-        list.iter()
-            .position(|b| &*b.name == name)
-            .ok_or_else(|| err!("{key}: no backend named `{name}`"))
-    };
-    let mut nearest = Nearest::Providers(HashMap::new());
-    let mut unknown = None;
-    let mut max_candidates = DEFAULT_MAX_CANDIDATES;
-    if let Some(f) = fallback {
-        nearest = match &f.nearest {
-            None => Nearest::Providers(HashMap::new()),
-            Some(NearestEntry::Mode(m)) if m == "geo" => Nearest::Geo,
-            Some(NearestEntry::Mode(m)) => {
-                bail!("fallback.nearest: `{m}` is not \"geo\" or a table of provider = backend")
-            }
-            Some(NearestEntry::Providers(m)) => {
-                let mut by_provider = HashMap::new();
-                for (provider, name) in m {
-                    by_provider.insert(
-                        provider.clone(),
-                        find(format!("fallback.nearest.{provider}"), name)?,
-                    );
-                }
-                Nearest::Providers(by_provider)
-            }
-        };
-        unknown = match f.unknown.as_deref() {
-            None | Some("upstream") => None,
-            Some(name) => Some(find("fallback.unknown".into(), name)?),
-        };
-        max_candidates = at_least_one("fallback.max_candidates", f.max_candidates)?
-            .unwrap_or(DEFAULT_MAX_CANDIDATES);
-    }
-    if matches!(nearest, Nearest::Geo) {
-        for (i, b) in list.iter().enumerate() {
-            match &b.location {
-                None => tracing::warn!(
-                    "backend[{i}] `{}` has no location (and serves nothing): the geo fallback leaves it out",
-                    b.name
-                ),
-                Some(c) if places.of(c).is_none() => bail!(
-                    "backend[{i}].location: `{c}` has no known place; add a [[location]] for it"
-                ),
-                Some(_) => {}
-            }
-        }
-    }
-    Ok(Backends::new(
-        list,
-        by_class,
-        nearest,
-        unknown,
-        max_candidates,
-        places,
-    ))
-}
-
-fn health(key: &str, h: &HealthEntry) -> Result<HealthSpec> {
-    if !h.path.starts_with('/') || h.path.bytes().any(|b| !b.is_ascii_graphic()) {
-        bail!(
-            "{key}.health.path: `{}` must start with / and be printable ASCII",
-            h.path
-        );
-    }
-    let interval = match &h.interval {
-        Some(t) => positive(&format!("{key}.health.interval"), t)?,
-        None => DEFAULT_HEALTH_INTERVAL,
-    };
-    if interval < MIN_HEALTH_INTERVAL {
-        bail!("{key}.health.interval: at least {MIN_HEALTH_INTERVAL:?}");
-    }
-    let count = |what: &str, v: Option<u32>, default: u32| -> Result<u32> {
-        match v {
-            Some(0) => bail!("{key}.health.{what}: must be at least 1"),
-            Some(n) => Ok(n),
-            None => Ok(default),
-        }
-    };
-    Ok(HealthSpec {
-        path: h.path.clone(),
-        interval,
-        unhealthy_after: count("unhealthy_after", h.unhealthy_after, 3)?,
-        healthy_after: count("healthy_after", h.healthy_after, 2)?,
-    })
-}
-
-/// Probe intervals: the default, and the shortest allowed (a fleet of
-/// backends probed more often is load, not safety).
-const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(10);
-const MIN_HEALTH_INTERVAL: Duration = Duration::from_millis(500);
-
-/// The schemes `sync` can write to; the rest of the URL and the options
-/// are checked when the store is opened.
-const STORE_SCHEMES: &[&str] = &["file", "s3", "gs", "az", "abfs", "abfss"];
-
-fn store_spec(key: &str, url: &str, options: &BTreeMap<String, String>) -> Result<StoreSpec> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        bail!("{key}.store: `{url}` is not a URL such as file:///srv/mirror or s3://bucket/prefix");
-    };
-    if !STORE_SCHEMES.contains(&scheme) {
-        bail!(
-            "{key}.store: scheme `{scheme}` is not one of {}",
-            STORE_SCHEMES.join(", ")
-        );
-    }
-    if scheme == "file" && !rest.starts_with('/') {
-        bail!("{key}.store: `{url}` must name an absolute path (file:///srv/mirror)");
-    }
-    if scheme != "file" && rest.split('/').next().is_none_or(str::is_empty) {
-        bail!("{key}.store: `{url}` names no bucket");
-    }
-    if rest.contains(['?', '#']) {
-        bail!("{key}.store: `{url}` must not have a query or fragment (use store_options)");
-    }
-    Ok(StoreSpec {
-        url: url.to_owned(),
-        options: options.clone(),
-    })
-}
-
-pub fn parse_class(s: &str) -> Option<Class> {
-    let (provider, region) = s.split_once('/')?;
-    let ok = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
-    (ok(provider) && ok(region)).then(|| Class {
-        provider: provider.to_owned(),
-        region: region.to_owned(),
-    })
 }
 
 fn any_duration(key: &str, s: &str) -> Result<Duration> {

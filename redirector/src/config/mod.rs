@@ -9,6 +9,7 @@ pub mod bytes;
 pub mod duration;
 mod error;
 mod file;
+mod fleet_file;
 mod layer;
 pub mod limits;
 pub mod settings;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use steer_user::Class;
 
-use super::{Config, ConfigError, Layer, file::parse_class};
+use super::{Config, ConfigError, Layer, fleet_file::parse_class};
 use crate::forwarded::Forwarded;
 
 struct Parsed {
