@@ -138,16 +138,20 @@ fn the_next_nearest_mirror_serves_when_the_nearest_is_down_or_lacks_a_blob() {
     let custom = dir.path().join("clients.csv");
     std::fs::write(&custom, format!("{CLIENT}/32,aws,eu-south-2\n")).unwrap();
     let config = config(dir.path(), &mirrors);
-    let explain = std::process::Command::new(BIN)
-        .args(["explain", CLIENT, "--config", &config, "--custom"])
-        .arg(&custom)
-        .output()
-        .unwrap();
+    // Probed from the namespace, where the mirrors are.
+    let mut cmd = ns.command(BIN);
+    cmd.args([
+        "explain", CLIENT, "--probe", "--config", &config, "--custom",
+    ])
+    .arg(&custom);
+    let explain = steer_tests::process::run_bounded(&mut cmd, Duration::from_secs(30)).unwrap();
     let shown = text(&explain);
     assert!(explain.status.success(), "{shown}");
     for want in [
         "backend  rogue",
+        "[healthy, unproven: ",
         "then     paris",
+        "[healthy, proven]",
         "then     virginia",
         "geo: ",
     ] {

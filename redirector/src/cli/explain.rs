@@ -30,6 +30,10 @@ pub struct ExplainArgs {
     /// The `redirector serve` config file whose backends to show.
     #[arg(long, value_name = "FILE", env = "STEER_CONFIG")]
     config: Option<std::path::PathBuf>,
+    /// Probe each candidate's health path and ownership proof now, from
+    /// here (5 s each), and show what they answered.
+    #[arg(long)]
+    probe: bool,
     #[command(flatten)]
     ranges: RangeArgs,
 }
@@ -65,9 +69,18 @@ pub fn run(args: ExplainArgs) -> Result<()> {
     } else {
         None
     };
+    let agent = args.probe.then(super::explain_probe::agent);
     let mut out = String::new();
     for &addr in &args.addrs {
-        explain(&mut out, addr, &ranges, &backends, &drop, live.as_ref())?;
+        explain(
+            &mut out,
+            addr,
+            &ranges,
+            &backends,
+            &drop,
+            live.as_ref(),
+            agent.as_ref(),
+        )?;
     }
     print!("{out}");
     Ok(())
@@ -80,6 +93,7 @@ fn explain(
     backends: &Backends,
     drop: &[steer_user::Class],
     live: Option<&LiveMaps>,
+    agent: Option<&ureq::Agent>,
 ) -> Result<()> {
     let table = &ranges.table;
     let found = table.longest_match(addr);
@@ -119,8 +133,15 @@ fn explain(
         Why::Unknown => "clients in no feed".to_owned(),
     };
     let candidates = backends.candidates(&class, client_key(addr));
+    let state = |c: &Candidate| super::explain_probe::state(c.backend, agent);
     let backend = match candidates.first() {
-        Some(c) => format!("{} {} ({})", c.backend.name, c.backend.base_url, why(c)),
+        Some(c) => format!(
+            "{} {} ({}){}",
+            c.backend.name,
+            c.backend.base_url,
+            why(c),
+            state(c)
+        ),
         None => "upstream registry".to_owned(),
     };
     let _ = writeln!(
@@ -137,10 +158,11 @@ fn explain(
         };
         let _ = writeln!(
             out,
-            "  then     {} {} ({}{note})",
+            "  then     {} {} ({}{note}){}",
             c.backend.name,
             c.backend.base_url,
-            why(c)
+            why(c),
+            state(c)
         );
     }
     if !candidates.is_empty() {

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod check_config;
 pub mod explain;
+pub mod explain_probe;
 pub mod mirror_args;
 pub mod range_args;
 pub mod ranges;
