@@ -66,6 +66,7 @@ fn topology() -> Topology {
         ],
         images: images(),
         blob_check_timeout: "2s",
+        geo: false,
     })
 }
 

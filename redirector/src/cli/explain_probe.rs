@@ -15,11 +15,33 @@ const MAX_PROOF: u64 = 64 << 10;
 /// ` [healthy, proven, budget 40.0 TiB/day]`, or nothing for a backend
 /// with none of these.
 pub fn state(backend: &Backend, agent: Option<&ureq::Agent>) -> String {
+    // The proof first: as the server does, an unproven backend gets no
+    // other request.
+    let proof = backend.proof.as_ref().map(|p| {
+        let url = format!("{}/{}", backend.base_url, p.path);
+        let want = format!("sha256:{}", p.sha256);
+        match agent {
+            None => (true, "proof required".to_owned()),
+            Some(a) => match fetch(a, &url) {
+                Ok(body) if sha256(&body) == want => (true, "proven".to_owned()),
+                Ok(body) => (
+                    false,
+                    format!(
+                        "unproven: {url} has {}, not {want}; never sent a client",
+                        sha256(&body)
+                    ),
+                ),
+                Err(e) => (false, format!("unproven: {e}; never sent a client")),
+            },
+        }
+    });
+    let proven = proof.as_ref().is_none_or(|(ok, _)| *ok);
     let mut parts = Vec::new();
     if let Some(h) = &backend.health {
         let url = format!("{}{}", backend.base_url, h.path);
         parts.push(match agent {
             None => "health-checked".to_owned(),
+            Some(_) if !proven => "health not probed".to_owned(),
             Some(a) => match a.head(&url).call() {
                 Ok(r) if r.status() == 200 => "healthy".to_owned(),
                 Ok(r) => format!("unhealthy: {url} answered HTTP {}", r.status().as_u16()),
@@ -27,21 +49,7 @@ pub fn state(backend: &Backend, agent: Option<&ureq::Agent>) -> String {
             },
         });
     }
-    if let Some(p) = &backend.proof {
-        let url = format!("{}/{}", backend.base_url, p.path);
-        let want = format!("sha256:{}", p.sha256);
-        parts.push(match agent {
-            None => "proof required".to_owned(),
-            Some(a) => match fetch(a, &url) {
-                Ok(body) if sha256(&body) == want => "proven".to_owned(),
-                Ok(body) => format!(
-                    "unproven: {url} has {}, not {want}; never sent a client",
-                    sha256(&body)
-                ),
-                Err(e) => format!("unproven: {e}; never sent a client"),
-            },
-        });
-    }
+    parts.extend(proof.map(|(_, shown)| shown));
     if let Some(max) = backend.max_bytes_per_day {
         parts.push(format!(
             "budget {}/day (used today: steer_backend_bytes_total on the server)",

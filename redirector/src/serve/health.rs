@@ -246,6 +246,10 @@ impl Health {
             .filter_map(|b| {
                 let spec: &HealthSpec = b.health.as_ref()?;
                 let s = self.state(b);
+                // An unproven backend gets nothing but its proof fetches.
+                if b.proof.is_some() && !s.proven.load(Ordering::Relaxed) {
+                    return None;
+                }
                 let mut next = s.next_probe.lock().unwrap_or_else(|e| e.into_inner());
                 if next.is_some_and(|t| t > now) {
                     return None;
@@ -325,6 +329,22 @@ mod tests {
         // Another day starts from nothing.
         h.state(&b).day.store(utc_day() - 1, Ordering::Relaxed);
         assert!(h.usable(&b));
+    }
+
+    #[test]
+    fn an_unproven_backend_is_not_even_health_probed() {
+        let h = Health::default();
+        let mut b = backend(Some(spec()));
+        b.proof = Some(crate::backends::ProofSpec {
+            path: "steer-ownership".into(),
+            sha256: "0".repeat(64),
+        });
+        let t = Instant::now();
+        assert!(h.due(std::slice::from_ref(&b), t).is_empty());
+        assert!(!h.usable(&b));
+        h.record_proof(&b, Ok(()));
+        assert!(h.usable(&b));
+        assert_eq!(h.due(std::slice::from_ref(&b), t).len(), 1);
     }
 
     #[test]

@@ -63,6 +63,8 @@ fn demo(redirector: PathBuf, feeds: Vec<String>) {
         feeds,
         images,
         blob_check_timeout: "2s",
+        // Every mirror by distance: a mirror down fails over to the next.
+        geo: true,
     });
     println!("  upstream   docker-registry  http://{UPSTREAM}:5000");
     for m in &MIRRORS {
@@ -190,7 +192,10 @@ fn demo(redirector: PathBuf, feeds: Vec<String>) {
 
     let mut t = t;
     t.mirrors[1].stop();
-    println!("Mirror {} is down:", MIRRORS[1].name);
+    println!(
+        "Mirror {} is down (its clients fail over to the next nearest):",
+        MIRRORS[1].name
+    );
     failure_pull(&t, 1, 2);
 
     println!();

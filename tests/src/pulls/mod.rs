@@ -130,6 +130,10 @@ pub struct Options {
     pub images: Vec<ImageSpec>,
     /// Seconds a blob check may take before the client goes upstream.
     pub blob_check_timeout: &'static str,
+    /// `[fallback] nearest = "geo"` (every mirror by distance, so a
+    /// mirror down sends its clients to the other) instead of one nearest
+    /// mirror for AWS regions without their own.
+    pub geo: bool,
 }
 
 /// Where the log marks stood: requests logged after it are "since".
@@ -439,9 +443,14 @@ fn launch(dir: &Path, options: &Options) -> Launch {
             m.name, m.addr, m.serves
         ));
     }
+    let nearest = if options.geo {
+        "\"geo\"".to_owned()
+    } else {
+        format!("{{ aws = \"{}\" }}", MIRRORS[1].name)
+    };
     config.push_str(&format!(
-        "[fallback]\nnearest = {{ aws = \"{}\" }}\nunknown = \"upstream\"\n\n[blob_check]\ntimeout = \"{}\"\n\n[server]\nlisten = \"[::]:80\"\nadmin = \"127.0.0.1:9102\"\n",
-        MIRRORS[1].name, options.blob_check_timeout
+        "[fallback]\nnearest = {nearest}\nunknown = \"upstream\"\n\n[blob_check]\ntimeout = \"{}\"\n\n[server]\nlisten = \"[::]:80\"\nadmin = \"127.0.0.1:9102\"\n",
+        options.blob_check_timeout
     ));
     let config_path = dir.join("steer.toml");
     std::fs::write(&config_path, config).expect("redirector config");
