@@ -2,7 +2,8 @@
 //! Builds the namespaces, pushes an image to a real registry, and pulls
 //! it through the redirector from clients in AWS, GCP and no feed,
 //! printing for each which server gave it its blobs; then a mirror
-//! missing a blob and a mirror down. Everything is torn down at the end
+//! missing a blob and a mirror down, each failing over to the next
+//! nearest mirror. Everything is torn down at the end
 //! or on a failure. After a Ctrl-C the servers stop on the same signal,
 //! and the namespaces, named after the process id, are removed by the
 //! next run.
@@ -74,8 +75,7 @@ fn demo(redirector: PathBuf, feeds: Vec<String>) {
         );
     }
     println!(
-        "  redirector steer serve      http://{REDIRECTOR}:80, XDP on its veth; AWS regions without a mirror use {}",
-        MIRRORS[1].name
+        "  redirector steer serve      http://{REDIRECTOR}:80, XDP on its veth; every client's region tries the mirrors nearest first (nearest = \"geo\")"
     );
     let image = &t.images[0];
     println!(
