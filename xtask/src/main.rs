@@ -1,6 +1,7 @@
 //! Developer tasks. Nothing here is needed at run time: `run` and `bench`
 //! only build and start what the project's own crates provide.
 
+mod image;
 mod setup;
 
 use std::{
@@ -60,6 +61,15 @@ enum Task {
         /// How long to run.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+    },
+    /// A minimal container image of redirector (podman, FROM scratch).
+    Image {
+        /// Use this binary instead of building the release one.
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+        /// The image's name and tag.
+        #[arg(long, default_value = concat!("localhost/steer-redirector:", env!("CARGO_PKG_VERSION")))]
+        tag: String,
     },
     /// Benchmarks.
     Bench {
@@ -164,6 +174,17 @@ fn main() -> Result<()> {
                 .args(["+nightly", "fuzz", "run", "route", "--"])
                 .arg(format!("-max_total_time={seconds}"));
             status(cmd)
+        }
+        Task::Image { binary, tag } => {
+            let binary = match binary {
+                Some(b) => b,
+                None => {
+                    setup::run(setup::Mode::IfMissing)?;
+                    cargo(&["build", "--release", "--locked", "--package", "redirector"])?;
+                    root.join("target/release/redirector")
+                }
+            };
+            image::build(&binary, &root.join("target/image"), &tag)
         }
         Task::Bench { which } => {
             let name = match which {

@@ -13,7 +13,8 @@ use anyhow::{Context as _, Result, bail};
 /// demo: the distribution registry, nginx, skopeo and containerd; the
 /// peers and the load generator of `bench http`: HAProxy and wrk;
 /// systemd for `systemd-analyze verify` of the units in deploy/systemd;
-/// python3-venv for moto, the S3-compatible server of the sync tests.
+/// python3-venv for moto, the S3-compatible server of the sync tests;
+/// podman for `cargo xtask image` and its test.
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -31,6 +32,7 @@ const APT_PACKAGES: &[&str] = &[
     "wrk",
     "systemd",
     "python3-venv",
+    "podman",
 ];
 
 /// moto (PyPI), the S3-compatible server the sync tests start, when the
