@@ -190,6 +190,36 @@ fn update_fetches_conditionally_and_keeps_the_last_good_copy() {
 }
 
 #[test]
+fn update_every_keeps_fetching_until_sigterm() {
+    let server = FeedServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("ranges.snapshot");
+    let feed = aws_feed("e1", &[("35.180.0.0/16", "eu-west-3")]);
+    server.set("ip-ranges.json", &feed, "\"e1\"");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_redirector"))
+        .args(["ranges", "update", "--every", "300ms", "--snapshot"])
+        .arg(&snapshot)
+        .arg("--url")
+        .arg(format!("aws={}", server.url("ip-ranges.json")))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while server.log().len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let fetched = server.log().len();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(fetched >= 3, "fetched {fetched} times in 15 s");
+    assert!(status.success(), "{status}");
+    assert_eq!(aws_region(&snapshot, "35.180.0.0/16"), "eu-west-3");
+    // After the first, each fetch was conditional and answered 304.
+    assert!(server.log()[1..].iter().all(|s| s.status == 304));
+}
+
+#[test]
 fn update_uses_if_modified_since_without_an_etag() {
     let server = FeedServer::start();
     let dir = tempfile::tempdir().unwrap();

@@ -39,6 +39,12 @@ pub struct Args {
     /// Time allowed for each fetch (seconds, or a duration such as 2m).
     #[arg(long, value_name = "DURATION", default_value = "60", value_parser = crate::config::duration::positive_flag)]
     timeout: Duration,
+    /// Keep running: update again this long after each update ends (a
+    /// sidecar beside `serve`, which reloads the snapshot on its own
+    /// timer). Failures are logged, and the last good copy stays. Stops
+    /// on SIGTERM or Ctrl-C.
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::duration::positive_flag)]
+    every: Option<Duration>,
 }
 
 pub fn parse_kind_url(s: &str) -> Result<(FeedKind, String), String> {
@@ -58,6 +64,31 @@ enum Outcome {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let Some(every) = args.every else {
+        return update(&args);
+    };
+    // One worker: the fetches block it (block_in_place) between signals.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        let mut control =
+            crate::control::Control::new(every).context("installing signal handlers")?;
+        loop {
+            if let Err(e) = tokio::task::block_in_place(|| update(&args)) {
+                warn!("ranges update: {e:#}; trying again in {every:?}");
+            }
+            // Reload (SIGHUP or the timer) runs the next update; stop ends.
+            if let crate::control::Event::Stop = control.next().await {
+                return Ok(());
+            }
+        }
+    })
+}
+
+fn update(args: &Args) -> Result<()> {
     let existing = match Snapshot::read(&args.snapshot) {
         Ok(s) => Some(s),
         Err(FeedError::Read { source, .. }) if source.kind() == ErrorKind::NotFound => None,
