@@ -243,9 +243,22 @@ fn pulls_end_to_end() {
     let reloads_before = sample(&t.metrics(), "steer_ranges_reloads");
     let pulls = [AWS_EU, GCP, AWS_EU, GCP, AWS_EU, GCP];
     let done = AtomicBool::new(false);
+    let reloaded = std::sync::atomic::AtomicUsize::new(0);
     let reloads = thread::scope(|s| {
         let looper = s.spawn(|| {
-            let results: Vec<_> = pulls.iter().map(|&c| (c, t.pull(c, APP))).collect();
+            let mut results = Vec::new();
+            for (i, &c) in pulls.iter().enumerate() {
+                // The last pull waits (at most 30 s) until two reloads
+                // happened during the loop, so a fast machine cannot
+                // finish the loop between two reloads.
+                if i + 1 == pulls.len() {
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while reloaded.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+                        thread::sleep(Duration::from_millis(20));
+                    }
+                }
+                results.push((c, t.pull(c, APP)));
+            }
             done.store(true, Ordering::SeqCst);
             results
         });
@@ -257,6 +270,7 @@ fn pulls_end_to_end() {
             t.signal_redirector(libc::SIGHUP);
             reloads += 1;
             wait_metric(&t, "steer_ranges_reloads", reloads_before + reloads as f64);
+            reloaded.store(reloads, Ordering::SeqCst);
         }
         for (c, result) in looper.join().unwrap() {
             let digest = result
@@ -272,11 +286,13 @@ fn pulls_end_to_end() {
     assert_served(&t, &since, AWS_EU, APP, Server::Mirror(EU), 3);
     assert_served(&t, &since, GCP, APP, Server::Upstream, 3);
 
-    // 5. SIGTERM during a pull loop. The other mirror is unplugged, so a
-    // blob request from its region waits on a check that cannot answer:
-    // a request in flight when SIGTERM comes. It must still get its
-    // answer; the old process exits cleanly; pulls fail only while no
-    // redirector runs, and succeed after the restart.
+    // 5. SIGTERM and a restart during a pull loop. The other mirror is
+    // unplugged, so a blob request from its region waits on a check that
+    // cannot answer: a request in flight when SIGTERM comes. It must
+    // still get its answer; the old process exits cleanly; the public
+    // socket is held across the restart (as systemd's socket unit holds
+    // it), so connections made while no process runs wait in its backlog
+    // and no pull fails.
     t.unplug_mirror(US);
     let slow_blob = t.images[SLOW].blobs[0].digest.clone();
     let slow_url = format!(
@@ -388,27 +404,24 @@ fn pulls_end_to_end() {
         ready - term,
         timeline.join("\n")
     );
+    let failed: Vec<String> = log
+        .iter()
+        .zip(&timeline)
+        .filter(|(p, _)| p.result.is_err())
+        .map(|(_, line)| line.clone())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "pulls failed across the restart:\n{}",
+        timeline.join("\n")
+    );
     for p in &log {
-        match &p.result {
-            Ok(digest) => assert_eq!(digest, &t.images[APP].manifest_digest),
-            // A pull may fail only if it overlapped the time no
-            // redirector served.
-            Err(e) => assert!(
-                p.ended >= term && p.begun <= ready,
-                "a pull outside the restart window failed: {e}"
-            ),
+        if let Ok(digest) = &p.result {
+            assert_eq!(digest, &t.images[APP].manifest_digest);
         }
     }
-    for p in &after {
-        assert!(
-            p.result.is_ok(),
-            "a pull after the restart failed: {:?}",
-            p.result
-        );
-    }
-    let failed = log.iter().filter(|p| p.result.is_err()).count();
     eprintln!(
-        "pulls_end_to_end: {} pulls in the restart loop, {failed} overlapped the restart and failed; whole test {:?}",
+        "pulls_end_to_end: {} pulls in the restart loop, none failed; whole test {:?}",
         log.len(),
         started.elapsed()
     );

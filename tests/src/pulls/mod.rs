@@ -178,6 +178,9 @@ pub struct Topology {
     pub mirror_ns: Vec<Netns>,
     pub upstream_ns: Netns,
     pub redirector_ns: Netns,
+    /// The public socket, held as systemd's socket unit would hold it and
+    /// handed to every redirector process: a restart refuses nothing.
+    _socket: std::net::TcpListener,
     _lan: Netns,
     pub dir: TempDir,
 }
@@ -257,7 +260,17 @@ impl Topology {
             mirror.start(ns);
         }
 
-        let launch = launch(dir.path(), &options);
+        let socket = redirector_ns
+            .spawn(|| std::net::TcpListener::bind("[::]:80"))
+            .join()
+            .unwrap()
+            .expect("the redirector's public socket");
+        let mut launch = launch(dir.path(), &options);
+        launch.listen_fd = Some(std::os::fd::AsRawFd::as_raw_fd(&socket));
+        // exec keeps the shell's pid, so LISTEN_PID names the redirector.
+        launch.wrapper = ["sh", "-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""]
+            .map(str::to_owned)
+            .to_vec();
         let redirector = Some(Redirector::start(Some(&redirector_ns), &launch));
         Topology {
             redirector: Mutex::new(redirector),
@@ -269,6 +282,7 @@ impl Topology {
             mirror_ns,
             upstream_ns,
             redirector_ns,
+            _socket: socket,
             _lan: lan,
             dir,
         }
