@@ -41,9 +41,17 @@ struct File {
     #[serde(default)]
     server: Server,
     policy: Option<Policy>,
+    cost: Option<Cost>,
     /// Places of classes the built-in region table lacks, or corrections.
     #[serde(default)]
     location: Vec<LocationEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cost {
+    /// HEAD blobs sent upstream (cached) to count their bytes.
+    measure_upstream: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +150,7 @@ pub fn parse(text: &str) -> Result<Layer> {
     l.max_blob_checks_per_connection =
         at_least_one("blob_check.max_per_connection", b.max_per_connection)?;
     l.forwarded = forwarded(&file.client)?;
+    l.measure_upstream = file.cost.as_ref().and_then(|c| c.measure_upstream);
     let f = &file.server;
     let addr = |key: &str, v: &Option<String>| -> Result<Option<SocketAddr>> {
         v.as_deref()

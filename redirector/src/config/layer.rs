@@ -116,6 +116,8 @@ layer! {
     max_blob_checks: usize,
     max_blob_checks_per_connection: usize,
     forwarded: Forwarded,
+    /// HEAD blobs sent upstream too (cached), to count their bytes.
+    measure_upstream: bool,
     listen: SocketAddr,
     admin: SocketAddr,
     proxy_protocol: bool,

@@ -119,6 +119,7 @@ impl Config {
             backends: l.backend_table(),
             blob_check,
             forwarded: l.forwarded.clone().unwrap_or_default(),
+            measure_upstream: l.measure_upstream.unwrap_or(false),
         };
         let d = Limits::default();
         let max_connections = l.max_connections.unwrap_or(d.max_connections);
@@ -242,6 +243,7 @@ fn layer_of(c: &Config) -> Layer {
         max_blob_checks: Some(b.max_in_flight),
         max_blob_checks_per_connection: Some(b.max_per_connection),
         forwarded: Some(s.forwarded.clone()),
+        measure_upstream: Some(s.measure_upstream),
         listen: Some(c.listen),
         admin: Some(c.admin),
         proxy_protocol: Some(c.proxy_protocol),

@@ -26,6 +26,9 @@ pub struct Settings {
     pub blob_check: BlobCheckSettings,
     /// Where the client address comes from.
     pub forwarded: Forwarded,
+    /// Blobs sent upstream are checked there too (cached), so their bytes
+    /// are counted (`[cost] measure_upstream`).
+    pub measure_upstream: bool,
 }
 
 #[derive(Clone, Debug)]

@@ -11,7 +11,7 @@ use tracing::info;
 
 use super::{
     blob_check::Presence,
-    metrics::{RequestLabels, Target},
+    metrics::{BlobLabels, RequestLabels, Target},
     state::{Source, State},
 };
 use crate::{
@@ -96,10 +96,25 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
             let rest = &path["/v2".len()..];
             match blob_backend(state, conn, settings, &class, client, digest).await {
                 Some((url, name)) => (redirect(&url), Target::Backend(name)),
-                None => (
-                    upstream(settings, &settings.upstream, rest, uri.query()),
-                    Target::Fixed("upstream"),
-                ),
+                None => {
+                    let response = upstream(settings, &settings.upstream, rest, uri.query());
+                    if settings.measure_upstream
+                        && let Some(url) = response.headers().get(header::LOCATION)
+                        && let Ok(url) = url.to_str()
+                        && let Presence::Found(Some(size)) =
+                            state.checker.check(url, &conn.checks).await
+                    {
+                        state
+                            .metrics
+                            .blob_bytes
+                            .get_or_create(&BlobLabels {
+                                backend: Target::Fixed("upstream"),
+                                class: class.clone(),
+                            })
+                            .inc_by(size);
+                    }
+                    (response, Target::Fixed("upstream"))
+                }
             }
         }
     };
@@ -141,7 +156,7 @@ async fn blob_backend(
     state: &State,
     conn: &ConnInfo,
     settings: &Settings,
-    class: &Class,
+    class: &Arc<Class>,
     client: std::net::IpAddr,
     digest: &str,
 ) -> Option<(String, Arc<str>)> {
@@ -168,7 +183,16 @@ async fn blob_backend(
         match state.checker.check(&url, &conn.checks).await {
             Presence::Found(size) => {
                 state.health.record(c.backend, true);
-                state.health.served(c.backend, size.unwrap_or(0));
+                let size = size.unwrap_or(0);
+                state.health.served(c.backend, size);
+                state
+                    .metrics
+                    .blob_bytes
+                    .get_or_create(&BlobLabels {
+                        backend: Target::Backend(c.backend.name.clone()),
+                        class: class.clone(),
+                    })
+                    .inc_by(size);
                 served = Some((url, c.backend.name.clone()));
                 break;
             }

@@ -78,6 +78,23 @@ impl EncodeLabelSet for RequestLabels {
     }
 }
 
+/// The labels of `steer_blob_bytes_total`: where blobs went, for clients
+/// of which class. Values come from the config (backend names) and the
+/// ranges (classes), never from a request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct BlobLabels {
+    pub backend: Target,
+    pub class: Arc<Class>,
+}
+
+impl EncodeLabelSet for BlobLabels {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> std::fmt::Result {
+        ("backend", self.backend.as_str()).encode(encoder.encode_label())?;
+        ("provider", self.class.provider_label()).encode(encoder.encode_label())?;
+        ("region", self.class.region_label()).encode(encoder.encode_label())
+    }
+}
+
 /// Counts something open or in flight in a gauge until dropped (also
 /// when the task holding it is cancelled).
 pub struct Counted<'a>(&'a Gauge);
@@ -98,6 +115,9 @@ impl Drop for Counted<'_> {
 pub struct Metrics {
     pub registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
+    /// Bytes of the blobs redirected to each backend, by client class,
+    /// from the sizes the blob checks report.
+    pub blob_bytes: Family<BlobLabels, Counter>,
     pub blob_cache_hits: Counter,
     pub blob_cache_misses: Counter,
     /// HEAD requests actually sent (misses minus coalesced waiters).
@@ -128,6 +148,12 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("steer");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register("requests", "HTTP requests answered", requests.clone());
+        let blob_bytes = Family::<BlobLabels, Counter>::default();
+        registry.register(
+            "blob_bytes",
+            "Bytes of blobs redirected to each backend, by client class (from the blob checks' Content-Length)",
+            blob_bytes.clone(),
+        );
         let blob_cache_hits = Counter::default();
         registry.register(
             "blob_check_cache_hits",
@@ -218,6 +244,7 @@ impl Default for Metrics {
             registry,
             fleet,
             requests,
+            blob_bytes,
             blob_cache_hits,
             blob_cache_misses,
             blob_checks,

@@ -312,6 +312,11 @@ async fn blob_checks_are_cached() {
         text.contains(r#"steer_requests_total{route="blob",status="307",provider="aws",region="eu-west-3",backend="aws-eu-west-3",source="userspace"} 3"#),
         "{text}"
     );
+    // Three redirects of a blob the check found at 1000 bytes.
+    assert!(
+        text.contains(r#"steer_blob_bytes_total{backend="aws-eu-west-3",provider="aws",region="eu-west-3"} 3000"#),
+        "{text}"
+    );
 }
 
 async fn location_with_xff(
@@ -423,4 +428,50 @@ async fn host_header_rules_of_rfc_9112() {
         assert_eq!(status, want, "{name}");
         assert_eq!(location.is_some(), want == redirect, "{name}");
     }
+}
+
+#[tokio::test]
+async fn blobs_sent_upstream_are_measured_when_asked() {
+    let up = format!(
+        "{}/v2/{}/pause/blobs/{D}",
+        settings::DEFAULT_UPSTREAM,
+        settings::DEFAULT_UPSTREAM_PATH
+    );
+    let (s, probe) = state_with_probe(&[], &[&up]);
+    let req = || {
+        http::Request::builder()
+            .uri(format!("/v2/pause/blobs/{D}"))
+            .header("host", "registry.test")
+            .body(())
+            .unwrap()
+    };
+    // Off (the default): no HEAD upstream, no bytes counted for it.
+    assert_eq!(
+        answer(&s, GCP, req()).await,
+        (StatusCode::TEMPORARY_REDIRECT, Some(up.clone()))
+    );
+    assert_eq!(probe.calls.load(Ordering::SeqCst), 0);
+    let on = settings::Settings {
+        measure_upstream: true,
+        ..(*s.settings()).clone()
+    };
+    *s.settings.write().unwrap() = Arc::new(on);
+    for _ in 0..2 {
+        assert_eq!(
+            answer(&s, GCP, req()).await,
+            (StatusCode::TEMPORARY_REDIRECT, Some(up.clone()))
+        );
+    }
+    assert_eq!(
+        probe.calls.load(Ordering::SeqCst),
+        1,
+        "one cached HEAD upstream"
+    );
+    let text = s.metrics.encode();
+    assert!(
+        text.contains(
+            r#"steer_blob_bytes_total{backend="upstream",provider="gcp",region="europe-north1"} 2000"#
+        ),
+        "{text}"
+    );
 }
