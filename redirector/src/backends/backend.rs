@@ -25,6 +25,9 @@ pub struct Backend {
     /// Bytes it may serve per UTC day, counted from the sizes its blob
     /// checks report; past it the backend is skipped until the next day.
     pub max_bytes_per_day: Option<u64>,
+    /// What a GB (10^9 bytes) it serves costs, in millionths of a dollar
+    /// (`price_per_gb`; default 0).
+    pub micro_dollars_per_gb: u64,
 }
 
 /// `proof = { path, sha256 }`: `<base_url>/<path>` must hash to `sha256`.

@@ -77,6 +77,7 @@ pub fn table(default_aws_base_url: &str) -> (Vec<Backend>, HashMap<Class, Vec<us
             health: None,
             proof: None,
             max_bytes_per_day: None,
+            micro_dollars_per_gb: 0,
         });
         for r in std::iter::once(region).chain(extra.iter()) {
             by_class.insert(
@@ -97,6 +98,7 @@ pub fn table(default_aws_base_url: &str) -> (Vec<Backend>, HashMap<Class, Vec<us
         health: None,
         proof: None,
         max_bytes_per_day: None,
+        micro_dollars_per_gb: 0,
     });
     let default = backends.len() - 1;
     (backends, by_class, default)

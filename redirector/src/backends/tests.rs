@@ -64,6 +64,7 @@ fn backend(name: &str, weight: u32, location: &str) -> Backend {
         health: None,
         proof: None,
         max_bytes_per_day: None,
+        micro_dollars_per_gb: 0,
     }
 }
 

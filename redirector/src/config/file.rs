@@ -10,7 +10,9 @@ use serde::Deserialize;
 use super::{
     duration,
     error::{ConfigError, TlsFiles, at_least_one},
-    fleet_file::{BackendEntry, Fallback, LocationEntry, backends, parse_class, places},
+    fleet_file::{
+        BackendEntry, Fallback, LocationEntry, backends, micro_dollars, parse_class, places,
+    },
     layer::Layer,
     settings,
 };
@@ -52,6 +54,8 @@ struct File {
 struct Cost {
     /// HEAD blobs sent upstream (cached) to count their bytes.
     measure_upstream: Option<bool>,
+    /// Dollars per GB the upstream's traffic costs.
+    upstream_per_gb: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +155,12 @@ pub fn parse(text: &str) -> Result<Layer> {
         at_least_one("blob_check.max_per_connection", b.max_per_connection)?;
     l.forwarded = forwarded(&file.client)?;
     l.measure_upstream = file.cost.as_ref().and_then(|c| c.measure_upstream);
+    l.upstream_micro_dollars_per_gb = file
+        .cost
+        .as_ref()
+        .and_then(|c| c.upstream_per_gb)
+        .map(|p| micro_dollars("cost.upstream_per_gb", p))
+        .transpose()?;
     let f = &file.server;
     let addr = |key: &str, v: &Option<String>| -> Result<Option<SocketAddr>> {
         v.as_deref()

@@ -62,6 +62,8 @@ pub struct BackendEntry {
     pub proof: Option<ProofEntry>,
     /// Bytes per UTC day: `40TB`, `1.5TiB`.
     pub max_bytes_per_day: Option<String>,
+    /// Dollars per GB it serves.
+    pub price_per_gb: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -223,6 +225,10 @@ pub fn backends(
                     crate::config::bytes::parse(b).map_err(|e| err!("{key}.max_bytes_per_day: {e}"))
                 })
                 .transpose()?,
+            micro_dollars_per_gb: match e.price_per_gb {
+                None => 0,
+                Some(p) => micro_dollars(&format!("{key}.price_per_gb"), p)?,
+            },
         });
     }
     let find = |key: String, name: &str| -> Result<usize> {
@@ -352,6 +358,14 @@ pub fn parse_class(s: &str) -> Option<Class> {
         provider: provider.to_owned(),
         region: region.to_owned(),
     })
+}
+
+/// A price in dollars per GB as millionths of a dollar; from 0 to $1000.
+pub fn micro_dollars(key: &str, dollars: f64) -> Result<u64> {
+    if !(0.0..=1000.0).contains(&dollars) {
+        bail!("{key}: `{dollars}` is not a price from 0 to 1000 dollars per GB");
+    }
+    Ok((dollars * 1e6).round() as u64)
 }
 
 fn positive(key: &str, s: &str) -> Result<Duration> {

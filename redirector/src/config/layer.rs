@@ -118,6 +118,8 @@ layer! {
     forwarded: Forwarded,
     /// HEAD blobs sent upstream too (cached), to count their bytes.
     measure_upstream: bool,
+    /// What a GB from the upstream costs, in millionths of a dollar.
+    upstream_micro_dollars_per_gb: u64,
     listen: SocketAddr,
     admin: SocketAddr,
     proxy_protocol: bool,

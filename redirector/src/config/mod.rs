@@ -120,6 +120,9 @@ impl Config {
             blob_check,
             forwarded: l.forwarded.clone().unwrap_or_default(),
             measure_upstream: l.measure_upstream.unwrap_or(false),
+            upstream_micro_dollars_per_gb: l
+                .upstream_micro_dollars_per_gb
+                .unwrap_or(settings::DEFAULT_UPSTREAM_MICRO_DOLLARS_PER_GB),
         };
         let d = Limits::default();
         let max_connections = l.max_connections.unwrap_or(d.max_connections);
@@ -244,6 +247,7 @@ fn layer_of(c: &Config) -> Layer {
         max_blob_checks_per_connection: Some(b.max_per_connection),
         forwarded: Some(s.forwarded.clone()),
         measure_upstream: Some(s.measure_upstream),
+        upstream_micro_dollars_per_gb: Some(s.upstream_micro_dollars_per_gb),
         listen: Some(c.listen),
         admin: Some(c.admin),
         proxy_protocol: Some(c.proxy_protocol),

@@ -29,7 +29,16 @@ pub struct Settings {
     /// Blobs sent upstream are checked there too (cached), so their bytes
     /// are counted (`[cost] measure_upstream`).
     pub measure_upstream: bool,
+    /// What a GB sent by the upstream costs, in millionths of a dollar
+    /// (`[cost] upstream_per_gb`).
+    pub upstream_micro_dollars_per_gb: u64,
 }
+
+/// The default upstream price: $0.12 per GB, Google Cloud's list price
+/// for premium-tier internet egress (the first TiB a month, from North
+/// America), where registry.k8s.io's upstream, Artifact Registry, serves
+/// from. Set `[cost] upstream_per_gb` to your own bill's.
+pub const DEFAULT_UPSTREAM_MICRO_DOLLARS_PER_GB: u64 = 120_000;
 
 #[derive(Clone, Debug)]
 pub struct BlobCheckSettings {

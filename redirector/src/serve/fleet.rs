@@ -1,11 +1,17 @@
 //! The fleet as the server sees it while serving: which backend a blob
 //! request ends at after the candidates before it were tried, counted
-//! per pair.
+//! per pair; and what the bytes sent each way cost, and saved against
+//! sending them from the upstream.
+
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::{
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
+
+/// A dollar amount that only grows.
+type Dollars = Counter<f64, AtomicU64>;
 
 type Pair = Vec<(&'static str, String)>;
 
@@ -15,6 +21,11 @@ pub struct FleetMetrics {
     /// candidate and where the request went instead (a backend or
     /// `upstream`).
     failovers: Family<Pair, Counter>,
+    /// Estimated dollars, by who is billed: a backend or `upstream`.
+    cost: Family<Vec<(&'static str, String)>, Dollars>,
+    /// What bytes served by backends would have cost from the upstream,
+    /// minus what they cost where they went (when that is less).
+    savings: Dollars,
 }
 
 impl FleetMetrics {
@@ -25,7 +36,31 @@ impl FleetMetrics {
             "Blob requests that their first candidate backend did not serve, by that backend and where they went",
             m.failovers.clone(),
         );
+        registry.register(
+            "estimated_cost_dollars",
+            "Estimated cost of the blob bytes sent each way, by who pays (a backend or upstream), at the configured prices per GB",
+            m.cost.clone(),
+        );
+        registry.register(
+            "estimated_savings_dollars",
+            "What the blob bytes backends served would have cost from the upstream, minus what they cost there",
+            m.savings.clone(),
+        );
         m
+    }
+
+    /// `bytes` went to `payer` at `price` (millionths of a dollar per GB);
+    /// from the upstream they would have cost `upstream` per GB.
+    pub fn bytes_sent(&self, payer: &str, bytes: u64, price: u64, upstream: Option<u64>) {
+        let gb = bytes as f64 / 1e9;
+        self.cost
+            .get_or_create(&vec![("payer", payer.to_owned())])
+            .inc_by(gb * price as f64 / 1e6);
+        if let Some(up) = upstream
+            && up > price
+        {
+            self.savings.inc_by(gb * (up - price) as f64 / 1e6);
+        }
     }
 
     pub fn failover(&self, from: &str, to: &str) {

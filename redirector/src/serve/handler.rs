@@ -112,6 +112,12 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
                                 class: class.clone(),
                             })
                             .inc_by(size);
+                        state.metrics.fleet.bytes_sent(
+                            "upstream",
+                            size,
+                            settings.upstream_micro_dollars_per_gb,
+                            None,
+                        );
                     }
                     (response, Target::Fixed("upstream"))
                 }
@@ -193,6 +199,12 @@ async fn blob_backend(
                         class: class.clone(),
                     })
                     .inc_by(size);
+                state.metrics.fleet.bytes_sent(
+                    &c.backend.name,
+                    size,
+                    c.backend.micro_dollars_per_gb,
+                    Some(settings.upstream_micro_dollars_per_gb),
+                );
                 served = Some((url, c.backend.name.clone()));
                 break;
             }

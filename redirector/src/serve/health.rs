@@ -275,6 +275,7 @@ mod tests {
             health,
             proof: None,
             max_bytes_per_day: None,
+            micro_dollars_per_gb: 0,
         }
     }
 

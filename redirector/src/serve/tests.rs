@@ -317,6 +317,38 @@ async fn blob_checks_are_cached() {
         text.contains(r#"steer_blob_bytes_total{backend="aws-eu-west-3",provider="aws",region="eu-west-3"} 3000"#),
         "{text}"
     );
+    // The default prices: the bucket costs nothing, the upstream $0.12/GB.
+    assert_close(
+        sample(&text, "steer_estimated_savings_dollars_total"),
+        3000e-9 * 0.12,
+    );
+    assert_close(
+        sample(
+            &text,
+            r#"steer_estimated_cost_dollars_total{payer="aws-eu-west-3"}"#,
+        ),
+        0.0,
+    );
+}
+
+/// The value of `series` in a Prometheus text exposition.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
+}
+
+fn assert_close(got: f64, want: f64) {
+    assert!(
+        (got - want).abs() <= want.abs() * 1e-9 + 1e-15,
+        "{got} != {want}"
+    );
 }
 
 async fn location_with_xff(

@@ -60,6 +60,7 @@ fn backend(store: &str, options: &[(&str, &str)]) -> crate::backends::Backend {
         health: None,
         proof: None,
         max_bytes_per_day: None,
+        micro_dollars_per_gb: 0,
     }
 }
 
