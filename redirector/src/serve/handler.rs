@@ -94,11 +94,15 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
         },
         Route::Blob { digest, .. } => {
             let rest = &path["/v2".len()..];
-            match blob_backend(state, conn, settings, &class, client, digest).await {
+            // A HEAD moves no blob bytes: only GETs count for bytes, cost
+            // and budgets.
+            let counted = method == http::Method::GET;
+            match blob_backend(state, conn, settings, &class, client, digest, counted).await {
                 Some((url, name)) => (redirect(&url), Target::Backend(name)),
                 None => {
                     let response = upstream(settings, &settings.upstream, rest, uri.query());
-                    if settings.measure_upstream
+                    if counted
+                        && settings.measure_upstream
                         && let Some(url) = response.headers().get(header::LOCATION)
                         && let Ok(url) = url.to_str()
                         && let Presence::Found(Some(size)) =
@@ -165,6 +169,7 @@ async fn blob_backend(
     class: &Arc<Class>,
     client: std::net::IpAddr,
     digest: &str,
+    counted: bool,
 ) -> Option<(String, Arc<str>)> {
     let backends = &settings.backends;
     let candidates = backends.candidates(class, client_key(client));
@@ -189,7 +194,7 @@ async fn blob_backend(
         match state.checker.check(&url, &conn.checks).await {
             Presence::Found(size) => {
                 state.health.record(c.backend, true);
-                let size = size.unwrap_or(0);
+                let size = if counted { size.unwrap_or(0) } else { 0 };
                 state.health.served(c.backend, size);
                 state
                     .metrics

@@ -507,3 +507,30 @@ async fn blobs_sent_upstream_are_measured_when_asked() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_head_moves_no_bytes() {
+    let (s, _) = state_with_probe(&[], &[&format!("{EU_WEST_3}/containers/images/{D}")]);
+    let cases: Vec<Case> = ["HEAD", "HEAD", "GET"]
+        .into_iter()
+        .map(|m| {
+            (
+                m,
+                format!("/v2/pause/blobs/{D}"),
+                AWS_EU_WEST_3,
+                StatusCode::TEMPORARY_REDIRECT,
+                Some(format!("{EU_WEST_3}/containers/images/{D}")),
+            )
+        })
+        .collect();
+    run(&s, cases).await;
+    let text = s.metrics.encode();
+    assert_eq!(
+        sample(
+            &text,
+            r#"steer_blob_bytes_total{backend="aws-eu-west-3",provider="aws",region="eu-west-3"}"#
+        ),
+        1000.0,
+        "only the GET counts"
+    );
+}
