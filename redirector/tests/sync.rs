@@ -23,7 +23,7 @@ use steer_tests::{
         proxy::{Gate, Proxy},
     },
     process::{Running, root_or_skip, text},
-    pulls::oci::sha256,
+    pulls::{oci::sha256, servers::settled},
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_redirector");
@@ -186,7 +186,7 @@ fn sync_fills_both_stores_and_pulls_come_from_them() {
     }
 
     // The rerun moves nothing: no blob is fetched upstream again.
-    let gets_before = fleet.registry.accesses().len();
+    let gets_before = settled(|| fleet.registry.accesses()).len();
     let again = sync(&fleet, &config, &[]);
     assert_eq!(code(&again), 0, "{}", text(&again));
     let report = json(&again);
@@ -198,7 +198,7 @@ fn sync_fills_both_stores_and_pulls_come_from_them() {
             "{b}"
         );
     }
-    let blob_gets = fleet.registry.accesses()[gets_before..]
+    let blob_gets = settled(|| fleet.registry.accesses())[gets_before..]
         .iter()
         .filter(|a| a.path.contains("/blobs/"))
         .count();
@@ -236,15 +236,17 @@ fn sync_fills_both_stores_and_pulls_come_from_them() {
     for (name, unknown) in [("files", "files"), ("s3", "s3")] {
         let config = fleet.config(&format!("serve-{name}.toml"), unknown, S3_PORT);
         let redirector = serve(&fleet, &config);
-        let registry_before = fleet.registry.accesses().len();
+        let registry_before = settled(|| fleet.registry.accesses()).len();
         fleet
             .pull_all(redirector.addr, &fleet.index.name, &fleet.index.tag)
             .unwrap_or_else(|e| panic!("pull via {name}: {e}"));
-        let mirror = if name == "files" {
-            fleet.files.accesses()
-        } else {
-            fleet.s3.accesses()
-        };
+        let mirror = settled(|| {
+            if name == "files" {
+                fleet.files.accesses()
+            } else {
+                fleet.s3.accesses()
+            }
+        });
         for blob in &fleet.index.blobs {
             assert!(
                 served(&mirror, &blob.digest) >= 1,
@@ -252,7 +254,7 @@ fn sync_fills_both_stores_and_pulls_come_from_them() {
                 blob.digest
             );
         }
-        let upstream_blobs = fleet.registry.accesses()[registry_before..]
+        let upstream_blobs = settled(|| fleet.registry.accesses())[registry_before..]
             .iter()
             .filter(|a| a.path.contains("/blobs/"))
             .count();
@@ -404,7 +406,7 @@ fn a_killed_sync_resumes_with_only_the_missing_blobs() {
             assert_eq!(bytes, blob.bytes, "{}", blob.digest);
         }
     }
-    let registry_before = fleet.registry.accesses().len();
+    let registry_before = settled(|| fleet.registry.accesses()).len();
     let out = sync(&fleet, &config, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     let report = json(&out);
@@ -414,7 +416,7 @@ fn a_killed_sync_resumes_with_only_the_missing_blobs() {
         assert_eq!(b["copied"], want.len() - present.len(), "{name}: {b}");
     }
     // Fetched again upstream: only blobs some store lacked.
-    let refetched: BTreeSet<String> = fleet.registry.accesses()[registry_before..]
+    let refetched: BTreeSet<String> = settled(|| fleet.registry.accesses())[registry_before..]
         .iter()
         .filter(|a| a.method == "GET" && a.path.contains("/blobs/"))
         .map(|a| a.path.rsplit('/').next().unwrap().to_owned())
@@ -564,7 +566,7 @@ fn upstreams_that_ask_for_basic_credentials_or_a_bearer_token() {
     let out = run(&config, &[]);
     assert_eq!(code(&out), 0, "{}", text(&out));
     assert_store_holds_every_blob(&fleet, &store);
-    let log = bearer.accesses();
+    let log = settled(|| bearer.accesses());
     assert!(
         log.iter()
             .any(|a| a.path.starts_with("/token?") && a.path.contains("scope=repository")),

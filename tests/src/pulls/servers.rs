@@ -270,3 +270,19 @@ pub fn run_in(ns: &Netns, program: &str, args: &[&str], limit: Duration) -> Stri
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `read()` (an access log) once its length has held still for 300 ms,
+/// at most 5 s: servers write a log line after they answered, so a line
+/// can land after its client is done.
+pub fn settled<T>(read: impl Fn() -> Vec<T>) -> Vec<T> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = read();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = read();
+        if now.len() == last.len() || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
