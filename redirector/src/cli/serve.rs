@@ -112,6 +112,12 @@ pub struct ServeArgs {
     /// offers HTTP/2 and HTTP/1.1.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
+    /// Write one JSON line per request (time, client, class, source,
+    /// route, status, backend, digest, bytes, request id) to this file,
+    /// or to `stderr`. Never blocks a request: lines that do not fit the
+    /// buffer are dropped and counted.
+    #[arg(long, value_name = "PATH|stderr")]
+    pub access_log: Option<PathBuf>,
     /// The PEM private key for --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
@@ -142,6 +148,7 @@ impl ServeArgs {
             admin: self.admin_listen,
             proxy_protocol: self.proxy_protocol.then_some(true),
             reuse_port: self.reuse_port.then_some(true),
+            access_log: self.access_log.clone(),
             tls,
             handshake_timeout: self.handshake_timeout,
             header_timeout: self.header_timeout,

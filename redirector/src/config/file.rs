@@ -104,6 +104,7 @@ struct Server {
     admin: Option<String>,
     proxy_protocol: Option<bool>,
     reuse_port: Option<bool>,
+    access_log: Option<std::path::PathBuf>,
     tls_cert: Option<std::path::PathBuf>,
     tls_key: Option<std::path::PathBuf>,
     handshake_timeout: Option<String>,
@@ -174,6 +175,7 @@ pub fn parse(text: &str) -> Result<Layer> {
     l.admin = addr("server.admin", &f.admin)?;
     l.proxy_protocol = f.proxy_protocol;
     l.reuse_port = f.reuse_port;
+    l.access_log = f.access_log.clone();
     l.tls = match (&f.tls_cert, &f.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
             cert: cert.clone(),

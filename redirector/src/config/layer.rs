@@ -125,6 +125,8 @@ layer! {
     proxy_protocol: bool,
     /// Bind with SO_REUSEPORT, so a new process can bind beside this one.
     reuse_port: bool,
+    /// Where the JSON access log goes: a file, or `stderr`.
+    access_log: PathBuf,
     tls: TlsFiles,
     handshake_timeout: Duration,
     header_timeout: Duration,

@@ -52,6 +52,8 @@ pub struct Config {
     pub proxy_protocol: bool,
     /// SO_REUSEPORT on the public listener (restarts beside the old process).
     pub reuse_port: bool,
+    /// The JSON access log: a file to append to, or `stderr`; off if None.
+    pub access_log: Option<std::path::PathBuf>,
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
     /// Drain time after SIGTERM.
@@ -149,6 +151,7 @@ impl Config {
             admin: l.admin.unwrap_or(DEFAULT_ADMIN),
             proxy_protocol: l.proxy_protocol.unwrap_or(false),
             reuse_port: l.reuse_port.unwrap_or(false),
+            access_log: l.access_log.clone(),
             tls: l.tls,
             limits,
             grace: l.grace.unwrap_or(DEFAULT_GRACE),
@@ -252,6 +255,7 @@ fn layer_of(c: &Config) -> Layer {
         admin: Some(c.admin),
         proxy_protocol: Some(c.proxy_protocol),
         reuse_port: Some(c.reuse_port),
+        access_log: c.access_log.clone(),
         tls: c.tls.clone(),
         handshake_timeout: Some(l.handshake_timeout),
         header_timeout: Some(l.header_timeout),

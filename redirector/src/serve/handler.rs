@@ -10,6 +10,7 @@ use steer_user::Class;
 use tracing::info;
 
 use super::{
+    access_log::Entry,
     blob_check::Presence,
     metrics::{BlobLabels, RequestLabels, Target},
     state::{Source, State},
@@ -53,6 +54,8 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
         },
     };
     let route_name = routed.name();
+    // For the access log: the blob asked for, and its size when known.
+    let mut blob: Option<(&str, Option<u64>)> = None;
     let (response, target) = match routed {
         Route::Info => (redirect(&settings.info_url), Target::Fixed("info")),
         Route::Privacy => (redirect(&settings.privacy_url), Target::Fixed("privacy")),
@@ -97,8 +100,12 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
             // A HEAD moves no blob bytes: only GETs count for bytes, cost
             // and budgets.
             let counted = method == http::Method::GET;
+            blob = Some((digest, None));
             match blob_backend(state, conn, settings, &class, client, digest, counted).await {
-                Some((url, name)) => (redirect(&url), Target::Backend(name)),
+                Some((url, name, size)) => {
+                    blob = Some((digest, size));
+                    (redirect(&url), Target::Backend(name))
+                }
                 None => {
                     let response = upstream(settings, &settings.upstream, rest, uri.query());
                     if counted
@@ -108,6 +115,7 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
                         && let Presence::Found(Some(size)) =
                             state.checker.check(url, &conn.checks).await
                     {
+                        blob = Some((digest, Some(size)));
                         state
                             .metrics
                             .blob_bytes
@@ -143,6 +151,20 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
             source: source.as_str(),
         })
         .inc();
+    if let Some(log) = &state.access_log {
+        let class_name = class.to_string();
+        let client_text = client.to_string();
+        log.record(&Entry {
+            client: &client_text,
+            class: &class_name,
+            source: source.as_str(),
+            route: route_name,
+            status: response.status().as_u16(),
+            backend: target.as_str(),
+            digest: blob.map(|(d, _)| d),
+            bytes: blob.and_then(|(_, b)| b),
+        });
+    }
     info!(
         target: "steer::decision",
         peer = %conn.peer,
@@ -170,7 +192,7 @@ async fn blob_backend(
     client: std::net::IpAddr,
     digest: &str,
     counted: bool,
-) -> Option<(String, Arc<str>)> {
+) -> Option<(String, Arc<str>, Option<u64>)> {
     let backends = &settings.backends;
     let candidates = backends.candidates(class, client_key(client));
     // A failover is counted from the first candidate tried (one skipped
@@ -210,7 +232,7 @@ async fn blob_backend(
                     c.backend.micro_dollars_per_gb,
                     Some(settings.upstream_micro_dollars_per_gb),
                 );
-                served = Some((url, c.backend.name.clone()));
+                served = Some((url, c.backend.name.clone(), counted.then_some(size)));
                 break;
             }
             Presence::Missing => state.health.record(c.backend, true),
@@ -218,7 +240,7 @@ async fn blob_backend(
             Presence::Busy => break,
         }
     }
-    let to = served.as_ref().map_or("upstream", |(_, name)| &**name);
+    let to = served.as_ref().map_or("upstream", |(_, name, _)| &**name);
     let from = first.map_or(&candidates[0].backend.name, |f| f);
     if to != &**from {
         state.metrics.fleet.failover(from, to);

@@ -11,6 +11,7 @@
 //! caller's control loop through a [`Handle`], never in an accept loop.
 
 mod accept;
+mod access_log;
 mod admin;
 mod blob_check;
 mod conn;
@@ -67,6 +68,8 @@ pub enum ServeError {
     Tls(String),
     #[error(transparent)]
     FdLimit(#[from] fds::FdLimitTooLow),
+    #[error(transparent)]
+    AccessLog(#[from] access_log::AccessLogError),
 }
 
 /// A bound redirector: its listeners are open (connections queue in the
@@ -156,6 +159,10 @@ impl Server {
         }
         let health = Arc::new(health::Health::default());
         health.register(&mut metrics.registry);
+        let access_log = match &config.access_log {
+            Some(path) => Some(access_log::AccessLog::open(path, &mut metrics.registry).await?),
+            None => None,
+        };
         let metrics = Arc::new(metrics);
         metrics.ranges_generation.set(1);
         for (listener, cap) in [
@@ -170,6 +177,7 @@ impl Server {
         let state = Arc::new(State {
             checker: BlobChecker::new(&config.settings.blob_check, metrics.clone(), probe),
             health,
+            access_log,
             metrics,
             ready: std::sync::atomic::AtomicBool::new(false),
             settings: RwLock::new(Arc::new(config.settings.clone())),

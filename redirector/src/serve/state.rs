@@ -11,7 +11,7 @@ use steer_user::{
     ranges::{RangeSources, Ranges},
 };
 
-use super::{blob_check::BlobChecker, health::Health, metrics::Metrics};
+use super::{access_log::AccessLog, blob_check::BlobChecker, health::Health, metrics::Metrics};
 use crate::{config::settings::Settings, reload::Reload};
 
 pub struct State {
@@ -23,6 +23,8 @@ pub struct State {
     pub(super) ready: AtomicBool,
     pub(super) checker: BlobChecker,
     pub(super) health: Arc<Health>,
+    /// The JSON access log, when asked for.
+    pub(super) access_log: Option<AccessLog>,
     pub(super) served: RwLock<Arc<Served>>,
     pub(super) steer: Option<Arc<RwLock<Steer>>>,
 }

@@ -70,6 +70,7 @@ fn state_with_probe(vars: &[(&str, &str)], found: &[&str]) -> (State, Arc<FakePr
     let state = State {
         checker: BlobChecker::new(&settings.blob_check, metrics.clone(), probe.clone()),
         health: Default::default(),
+        access_log: None,
         metrics,
         ready: std::sync::atomic::AtomicBool::new(true),
         settings: RwLock::new(Arc::new(settings)),
