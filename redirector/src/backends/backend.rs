@@ -38,6 +38,24 @@ pub struct ProofSpec {
     pub sha256: String,
 }
 
+impl Backend {
+    /// A backend with every optional key at its default: weight 1, no
+    /// location, store, health checks, proof or budget, and free.
+    pub fn new(name: &str, base_url: impl Into<String>) -> Backend {
+        Backend {
+            name: name.into(),
+            base_url: base_url.into(),
+            store: None,
+            weight: 1,
+            location: None,
+            health: None,
+            proof: None,
+            max_bytes_per_day: None,
+            micro_dollars_per_gb: 0,
+        }
+    }
+}
+
 /// `health = { path, interval, unhealthy_after, healthy_after }`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthSpec {

@@ -66,18 +66,11 @@ pub fn table(default_aws_base_url: &str) -> (Vec<Backend>, HashMap<Class, Vec<us
         };
         let index = backends.len();
         backends.push(Backend {
-            store: None,
-            name: format!("aws-{region}").into(),
-            base_url,
-            weight: 1,
             location: Some(Class {
                 provider: "aws".into(),
                 region: (*region).into(),
             }),
-            health: None,
-            proof: None,
-            max_bytes_per_day: None,
-            micro_dollars_per_gb: 0,
+            ..Backend::new(&format!("aws-{region}"), base_url)
         });
         for r in std::iter::once(region).chain(extra.iter()) {
             by_class.insert(
@@ -89,17 +82,7 @@ pub fn table(default_aws_base_url: &str) -> (Vec<Backend>, HashMap<Class, Vec<us
             );
         }
     }
-    backends.push(Backend {
-        store: None,
-        name: "aws-default".into(),
-        base_url: default_aws_base_url.to_owned(),
-        weight: 1,
-        location: None,
-        health: None,
-        proof: None,
-        max_bytes_per_day: None,
-        micro_dollars_per_gb: 0,
-    });
+    backends.push(Backend::new("aws-default", default_aws_base_url));
     let default = backends.len() - 1;
     (backends, by_class, default)
 }

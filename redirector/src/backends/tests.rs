@@ -56,15 +56,9 @@ fn registry_k8s_io_table() {
 
 fn backend(name: &str, weight: u32, location: &str) -> Backend {
     Backend {
-        name: name.into(),
-        base_url: format!("http://{name}"),
-        store: None,
         weight,
         location: Some(class(location)),
-        health: None,
-        proof: None,
-        max_bytes_per_day: None,
-        micro_dollars_per_gb: 0,
+        ..Backend::new(name, format!("http://{name}"))
     }
 }
 

@@ -3,12 +3,24 @@
 //! per pair; and what the bytes sent each way cost, and saved against
 //! sending them from the upstream.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, atomic::AtomicU64};
 
 use prometheus_client::{
+    encoding::{EncodeLabel as _, EncodeLabelSet, LabelSetEncoder},
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
+
+/// One label whose value is a backend's shared name: built for every
+/// blob redirect, so it only clones a pointer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct NameLabel(pub &'static str, pub Arc<str>);
+
+impl EncodeLabelSet for NameLabel {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> std::fmt::Result {
+        (self.0, &*self.1).encode(encoder.encode_label())
+    }
+}
 
 /// A dollar amount that only grows.
 type Dollars = Counter<f64, AtomicU64>;
@@ -22,7 +34,7 @@ pub struct FleetMetrics {
     /// `upstream`).
     failovers: Family<Pair, Counter>,
     /// Estimated dollars, by who is billed: a backend or `upstream`.
-    cost: Family<Vec<(&'static str, String)>, Dollars>,
+    cost: Family<NameLabel, Dollars>,
     /// What bytes served by backends would have cost from the upstream,
     /// minus what they cost where they went (when that is less).
     savings: Dollars,
@@ -51,10 +63,10 @@ impl FleetMetrics {
 
     /// `bytes` went to `payer` at `price` (millionths of a dollar per GB);
     /// from the upstream they would have cost `upstream` per GB.
-    pub fn bytes_sent(&self, payer: &str, bytes: u64, price: u64, upstream: Option<u64>) {
+    pub fn bytes_sent(&self, payer: &Arc<str>, bytes: u64, price: u64, upstream: Option<u64>) {
         let gb = bytes as f64 / 1e9;
         self.cost
-            .get_or_create(&vec![("payer", payer.to_owned())])
+            .get_or_create(&NameLabel("payer", payer.clone()))
             .inc_by(gb * price as f64 / 1e6);
         if let Some(up) = upstream
             && up > price

@@ -29,6 +29,7 @@ use prometheus_client::{
 };
 use tracing::{error, info, warn};
 
+use super::fleet::NameLabel;
 use crate::backends::{Backend, HealthSpec};
 
 /// How often the prober looks for backends whose probe is due.
@@ -67,8 +68,8 @@ pub struct Health {
     states: RwLock<HashMap<Arc<str>, Arc<BackendState>>>,
     up: Family<Vec<(&'static str, String)>, Gauge>,
     proven: Family<Vec<(&'static str, String)>, Gauge>,
-    bytes: Family<Vec<(&'static str, String)>, Counter>,
-    over_budget: Family<Vec<(&'static str, String)>, Gauge>,
+    bytes: Family<NameLabel, Counter>,
+    over_budget: Family<NameLabel, Gauge>,
 }
 
 impl Health {
@@ -97,7 +98,7 @@ impl Health {
 
     /// A redirect of `size` bytes to `backend`: counted for its budget.
     pub fn served(&self, backend: &Backend, size: u64) {
-        let label = vec![("backend", backend.name.to_string())];
+        let label = NameLabel("backend", backend.name.clone());
         self.bytes.get_or_create(&label).inc_by(size);
         let Some(max) = backend.max_bytes_per_day else {
             return;
@@ -120,7 +121,7 @@ impl Health {
         };
         if s.day.load(Ordering::Relaxed) != utc_day() {
             self.over_budget
-                .get_or_create(&vec![("backend", backend.name.to_string())])
+                .get_or_create(&NameLabel("backend", backend.name.clone()))
                 .set(0);
             return true;
         }
@@ -267,15 +268,8 @@ mod tests {
 
     fn backend(health: Option<HealthSpec>) -> Backend {
         Backend {
-            name: "eu".into(),
-            base_url: "http://eu".into(),
-            store: None,
-            weight: 1,
-            location: None,
             health,
-            proof: None,
-            max_bytes_per_day: None,
-            micro_dollars_per_gb: 0,
+            ..Backend::new("eu", "http://eu")
         }
     }
 

@@ -46,8 +46,6 @@ async fn an_empty_prefix_is_the_store_root() {
 
 fn backend(store: &str, options: &[(&str, &str)]) -> crate::backends::Backend {
     crate::backends::Backend {
-        name: "b".into(),
-        base_url: "http://127.0.0.1:1".into(),
         store: Some(crate::backends::StoreSpec {
             url: store.into(),
             options: options
@@ -55,12 +53,7 @@ fn backend(store: &str, options: &[(&str, &str)]) -> crate::backends::Backend {
                 .map(|(k, v)| ((*k).into(), (*v).into()))
                 .collect(),
         }),
-        weight: 1,
-        location: None,
-        health: None,
-        proof: None,
-        max_bytes_per_day: None,
-        micro_dollars_per_gb: 0,
+        ..crate::backends::Backend::new("b", "http://127.0.0.1:1")
     }
 }
 
