@@ -7,6 +7,8 @@
 //!   where its blobs go, who the client is;
 //! - [`reload`], [`control`], [`xdp`]: range reloads, the signal and timer
 //!   loop, and XDP bring-up, shared by `serve` and `watch`;
+//! - [`sync`], [`audit`], [`report`]: filling and checking the mirrors,
+//!   and what their traffic cost and saved;
 //! - [`cli`]: clap types and the front-end commands.
 
 pub mod audit;
@@ -16,6 +18,7 @@ pub mod config;
 pub mod control;
 pub mod forwarded;
 pub mod reload;
+pub mod report;
 pub mod routes;
 pub mod routing;
 pub mod serve;

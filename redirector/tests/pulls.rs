@@ -16,14 +16,21 @@ use std::{
     time::{Duration, Instant},
 };
 
+#[path = "pulls/report.rs"]
+mod report;
+
 use steer_tests::{
     process::{root_or_skip, run_bounded, text},
+    prometheus::Prometheus,
     pulls::{
         CLIENTS, DRAIN_LIMIT, ImageSpec, Mark, Options, REDIRECTOR, Server, Topology, UPSTREAM,
         clients::Containerd, redirector::sample,
     },
     ranges_dir,
 };
+
+/// The redirector's admin listener, inside its namespace.
+const ADMIN: &str = "127.0.0.1:9102";
 
 // Images: `app` for the ordinary pulls; each failure case has one of its
 // own, whose blobs no redirector has checked before.
@@ -135,6 +142,9 @@ fn pulls_end_to_end() {
     }
     let started = Instant::now();
     let mut t = topology();
+    // A real Prometheus scraping the redirector's admin listener through
+    // the whole test, as an operator's would.
+    let prometheus = Prometheus::start(&t.redirector_ns, t.dir.path(), &[ADMIN]);
 
     // 1. Every client pulls with skopeo; its blobs come from its nearest
     // copy, and the kernel counted its SYNs under its class.
@@ -197,6 +207,23 @@ fn pulls_end_to_end() {
         assert_eq!(digest, t.images[APP].manifest_digest, "ctr pull");
         assert_served(&t, &since, AWS_EU, APP, Server::Mirror(EU), 1);
     }
+
+    // 1d. What it cost: `report` from Prometheus and from /metrics, and
+    // the /report page in a real browser, give the exact bytes of the
+    // blobs pulled, and the savings the configured prices imply.
+    let app_bytes: u64 = t.images[APP]
+        .blobs
+        .iter()
+        .map(|b| b.bytes.len() as u64)
+        .sum();
+    let pulled = [
+        // skopeo over IPv4 and IPv6, and ctr.
+        ("eu-west-3", "aws", "eu-west-3", 3 * app_bytes),
+        ("us-east-1", "aws", "us-east-2", app_bytes),
+        ("upstream", "gcp", "africa-south1", app_bytes),
+        ("upstream", "unknown", "unknown", app_bytes),
+    ];
+    let eu_before = report::check_after_pulls(&t, &prometheus, &pulled);
 
     // 2. A mirror without one blob (not synced yet): that blob comes
     // from upstream, the rest from the mirror, and the pull succeeds.
@@ -420,6 +447,10 @@ fn pulls_end_to_end() {
             assert_eq!(digest, &t.images[APP].manifest_digest);
         }
     }
+    // 6. Prometheus saw both processes: the report over the window
+    // counts the old one's bytes and the new one's, across the reset.
+    report::check_across_restart(&t, &prometheus, eu_before);
+
     eprintln!(
         "pulls_end_to_end: {} pulls in the restart loop, none failed; whole test {:?}",
         log.len(),

@@ -2,6 +2,7 @@
 //! namespace guards, and the rule for when a kernel test may skip.
 
 pub mod addrs;
+pub mod browser;
 pub mod feed_server;
 pub mod http_bench;
 pub mod launch;
@@ -10,6 +11,7 @@ pub mod mirrors;
 pub mod netns;
 pub mod packet;
 pub mod process;
+pub mod prometheus;
 pub mod pulls;
 pub mod sample;
 pub mod tcp;

@@ -14,7 +14,9 @@ use anyhow::{Context as _, Result, bail};
 /// peers and the load generator of `bench http`: HAProxy and wrk;
 /// systemd for `systemd-analyze verify` of the units in deploy/systemd;
 /// python3-venv for moto, the S3-compatible server of the sync tests;
-/// podman for `cargo xtask image` and its test.
+/// podman for `cargo xtask image` and its test; Prometheus (the
+/// server that scrapes the end-to-end pulls, and promtool for the alert
+/// rules) and Chromium (the headless browser that renders `/report`).
 const APT_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -33,6 +35,8 @@ const APT_PACKAGES: &[&str] = &[
     "systemd",
     "python3-venv",
     "podman",
+    "prometheus",
+    "chromium",
 ];
 
 /// moto (PyPI), the S3-compatible server the sync tests start, when the

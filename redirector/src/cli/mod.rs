@@ -9,6 +9,7 @@ pub mod explain_probe;
 pub mod mirror_args;
 pub mod range_args;
 pub mod ranges;
+pub mod report;
 pub mod serve;
 pub mod sync;
 pub mod usage;
@@ -80,6 +81,10 @@ pub enum Command {
     /// Check that every backend serves every blob of images through its
     /// base_url, as clients fetch it. Exit codes as for sync.
     Audit(Box<audit::AuditArgs>),
+    /// Requests, bytes, the share mirrors served, cost and savings, per
+    /// client class and per backend: from instances' /metrics (since they
+    /// started) or a Prometheus server (over a window).
+    Report(report::ReportArgs),
 }
 
 impl Command {
@@ -91,7 +96,8 @@ impl Command {
             | Command::Ranges(_)
             | Command::CheckConfig(_)
             | Command::Sync(_)
-            | Command::Audit(_) => "warn",
+            | Command::Audit(_)
+            | Command::Report(_) => "warn",
         }
     }
 }
@@ -107,5 +113,6 @@ pub fn run(command: Command) -> anyhow::Result<std::process::ExitCode> {
         Command::CheckConfig(args) => ok(check_config::run(args)),
         Command::Sync(args) => sync::run(*args),
         Command::Audit(args) => audit::run(*args),
+        Command::Report(args) => ok(report::run(args)),
     }
 }

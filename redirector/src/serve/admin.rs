@@ -1,5 +1,6 @@
 //! The admin listener: `/healthz` (the process answers), `/readyz`
-//! (serving, not draining) and `/metrics` (Prometheus text format). Kept
+//! (serving, not draining), `/metrics` (Prometheus text format) and
+//! `/report` (the figures of `redirector report` as an HTML page). Kept
 //! off the public port so load balancers and scrapers never mix with
 //! client traffic.
 
@@ -22,6 +23,7 @@ use super::{
     accept,
     conn::{Activity, MAX_HEADER_BYTES, drive},
     metrics::Counted,
+    report_page,
     state::State,
 };
 use crate::config::limits::ADMIN;
@@ -87,6 +89,11 @@ async fn answer(state: Arc<State>, path: &str) -> Response<Full<Bytes>> {
             tokio::task::spawn_blocking(move || state.metrics.encode())
                 .await
                 .unwrap_or_default(),
+        ),
+        "/report" => (
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            report_page::render(&state).await,
         ),
         _ => (
             StatusCode::NOT_FOUND,

@@ -251,9 +251,13 @@ impl BlobChecker {
         self.metrics
             .blob_check_seconds
             .observe(start.elapsed().as_secs_f64());
-        result.unwrap_or_else(|_| {
+        let presence = result.unwrap_or_else(|_| {
             debug!(url, timeout = ?self.timeout, "blob check timed out");
             Presence::Failed
-        })
+        });
+        if presence == Presence::Failed {
+            self.metrics.blob_check_failures.inc();
+        }
+        presence
     }
 }

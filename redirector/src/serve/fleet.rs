@@ -7,9 +7,11 @@ use std::sync::{Arc, atomic::AtomicU64};
 
 use prometheus_client::{
     encoding::{EncodeLabel as _, EncodeLabelSet, LabelSetEncoder},
-    metrics::{counter::Counter, family::Family},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
+
+use crate::config::settings::Settings;
 
 /// One label whose value is a backend's shared name: built for every
 /// blob redirect, so it only clones a pointer.
@@ -38,6 +40,10 @@ pub struct FleetMetrics {
     /// What bytes served by backends would have cost from the upstream,
     /// minus what they cost where they went (when that is less).
     savings: Dollars,
+    /// The configured prices, so a report can price bytes by class.
+    prices: Family<NameLabel, Gauge<f64, AtomicU64>>,
+    /// Each backend's `max_bytes_per_day`, for alerts near the cap.
+    budgets: Family<NameLabel, Gauge>,
 }
 
 impl FleetMetrics {
@@ -58,7 +64,39 @@ impl FleetMetrics {
             "What the blob bytes backends served would have cost from the upstream, minus what they cost there",
             m.savings.clone(),
         );
+        registry.register(
+            "price_dollars_per_gb",
+            "The configured price of a GB sent by each backend, and by the upstream (backend=\"upstream\")",
+            m.prices.clone(),
+        );
+        registry.register(
+            "backend_budget_bytes",
+            "A backend's max_bytes_per_day, for backends with one",
+            m.budgets.clone(),
+        );
         m
+    }
+
+    /// The prices and budgets of `settings`, replacing the last ones
+    /// (at start and on every config reload).
+    pub fn configure(&self, settings: &Settings) {
+        self.prices.clear();
+        self.budgets.clear();
+        let dollars = |micro: u64| micro as f64 / 1e6;
+        self.prices
+            .get_or_create(&NameLabel("backend", Arc::from("upstream")))
+            .set(dollars(settings.upstream_micro_dollars_per_gb));
+        for b in settings.backends.list() {
+            let name = NameLabel("backend", b.name.clone());
+            self.prices
+                .get_or_create(&name)
+                .set(dollars(b.micro_dollars_per_gb));
+            if let Some(max) = b.max_bytes_per_day {
+                self.budgets
+                    .get_or_create(&name)
+                    .set(i64::try_from(max).unwrap_or(i64::MAX));
+            }
+        }
     }
 
     /// `bytes` went to `payer` at `price` (millionths of a dollar per GB);

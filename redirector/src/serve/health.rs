@@ -70,6 +70,8 @@ pub struct Health {
     proven: Family<Vec<(&'static str, String)>, Gauge>,
     bytes: Family<NameLabel, Counter>,
     over_budget: Family<NameLabel, Gauge>,
+    /// Bytes counted against a budget since 00:00 UTC.
+    today: Family<NameLabel, Gauge>,
 }
 
 impl Health {
@@ -94,6 +96,11 @@ impl Health {
             "1 while a backend has served its max_bytes_per_day today",
             self.over_budget.clone(),
         );
+        registry.register(
+            "backend_bytes_today",
+            "Bytes counted against a backend's max_bytes_per_day since 00:00 UTC",
+            self.today.clone(),
+        );
     }
 
     /// A redirect of `size` bytes to `backend`: counted for its budget.
@@ -109,6 +116,9 @@ impl Health {
             s.bytes_today.store(0, Ordering::Relaxed);
         }
         let total = s.bytes_today.fetch_add(size, Ordering::Relaxed) + size;
+        self.today
+            .get_or_create(&label)
+            .set(i64::try_from(total).unwrap_or(i64::MAX));
         if total >= max && total - size < max {
             warn!(backend = %backend.name, "backend reached its max_bytes_per_day ({max}); skipping it until 00:00 UTC");
             self.over_budget.get_or_create(&label).set(1);
@@ -120,9 +130,9 @@ impl Health {
             return true;
         };
         if s.day.load(Ordering::Relaxed) != utc_day() {
-            self.over_budget
-                .get_or_create(&NameLabel("backend", backend.name.clone()))
-                .set(0);
+            let label = NameLabel("backend", backend.name.clone());
+            self.over_budget.get_or_create(&label).set(0);
+            self.today.get_or_create(&label).set(0);
             return true;
         }
         s.bytes_today.load(Ordering::Relaxed) < max

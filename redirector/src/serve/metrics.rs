@@ -126,6 +126,11 @@ pub struct Metrics {
     pub connections: Gauge,
     pub admin_connections: Gauge,
     pub ranges_generation: Gauge,
+    /// When the ranges in force were loaded (Unix seconds).
+    ranges_loaded_at: Gauge,
+    /// Blob checks that got no answer, or one that was neither 200 nor
+    /// 404 (timeouts, refused connections, 5xx).
+    pub blob_check_failures: Counter,
     /// Connections the server closed because one hit a limit, by listener
     /// and reason.
     connections_rejected: Family<Labels, Counter>,
@@ -191,6 +196,18 @@ impl Default for Metrics {
             "Range tables loaded since start",
             ranges_generation.clone(),
         );
+        let ranges_loaded_at = Gauge::default();
+        registry.register(
+            "ranges_loaded_timestamp_seconds",
+            "When the range tables in force were loaded (Unix time)",
+            ranges_loaded_at.clone(),
+        );
+        let blob_check_failures = Counter::default();
+        registry.register(
+            "blob_check_failures",
+            "Blob checks that failed: no answer in time, or neither 200 nor 404",
+            blob_check_failures.clone(),
+        );
         let admin_connections = Gauge::default();
         registry.register(
             "admin_connections",
@@ -252,6 +269,8 @@ impl Default for Metrics {
             connections,
             admin_connections,
             ranges_generation,
+            ranges_loaded_at,
+            blob_check_failures,
             connections_rejected,
             accept_errors,
             slots_full,
@@ -286,6 +305,15 @@ impl Metrics {
         self.blob_checks_rejected
             .get_or_create(&vec![("bound", bound)])
             .clone()
+    }
+
+    /// The ranges in force were loaded now.
+    pub fn ranges_loaded(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.ranges_loaded_at
+            .set(i64::try_from(now).unwrap_or(i64::MAX));
     }
 
     /// Adds the XDP program's per-class counters, read from the kernel at

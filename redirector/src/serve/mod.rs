@@ -25,6 +25,7 @@ mod notify;
 mod prefixed;
 mod prober;
 mod proxy_protocol;
+mod report_page;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -174,6 +175,8 @@ impl Server {
                 .get_or_create(&vec![("listener", listener)])
                 .set(cap as i64);
         }
+        metrics.fleet.configure(&config.settings);
+        metrics.ranges_loaded();
         let state = Arc::new(State {
             checker: BlobChecker::new(&config.settings.blob_check, metrics.clone(), probe),
             health,
@@ -183,6 +186,7 @@ impl Server {
             settings: RwLock::new(Arc::new(config.settings.clone())),
             served: RwLock::new(Arc::new(Served::new(ranges))),
             steer,
+            history: Default::default(),
         });
         Ok(Server {
             state,
@@ -226,6 +230,7 @@ impl Server {
         let (admin_stop_tx, admin_stop) = watch::channel(false);
         let admin_task = tokio::spawn(admin::serve(admin, state.clone(), admin_stop));
         let prober = tokio::spawn(prober::probe_backends(state.clone()));
+        let sampler = tokio::spawn(report_page::sample(state.clone()));
         let cap = config.limits.max_connections;
         let slots = Arc::new(Semaphore::new(cap));
         let port = local.map_or(config.listen.port(), |a| a.port());
@@ -270,6 +275,7 @@ impl Server {
             );
         }
         prober.abort();
+        sampler.abort();
         let _ = admin_stop_tx.send(true);
         let _ = admin_task.await;
         if let Some(steer) = &state.steer {
@@ -326,6 +332,7 @@ impl Handle {
                         .settings
                         .write()
                         .unwrap_or_else(|e| e.into_inner()) = Arc::new(new.settings.clone());
+                    self.state.metrics.fleet.configure(&new.settings);
                     if let Some(steer) = &self.state.steer {
                         let mut steer = steer.write().unwrap_or_else(|e| e.into_inner());
                         apply_policy(&mut steer, &config.drop, &new.drop);

@@ -27,6 +27,8 @@ pub struct State {
     pub(super) access_log: Option<AccessLog>,
     pub(super) served: RwLock<Arc<Served>>,
     pub(super) steer: Option<Arc<RwLock<Steer>>>,
+    /// Blob bytes by backend over the last hours, for `/report`.
+    pub(super) history: std::sync::Mutex<crate::report::history::History>,
 }
 
 /// The ranges in force, with every class behind a shared pointer: a
@@ -120,6 +122,7 @@ impl State {
         if let Reload::Reloaded { ranges, .. } = outcome {
             *self.served.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Served::new(ranges));
             self.metrics.ranges_generation.inc();
+            self.metrics.ranges_loaded();
         }
     }
 }

@@ -76,6 +76,7 @@ fn state_with_probe(vars: &[(&str, &str)], found: &[&str]) -> (State, Arc<FakePr
         settings: RwLock::new(Arc::new(settings)),
         served: RwLock::new(Arc::new(super::Served::new(ranges))),
         steer: None,
+        history: Default::default(),
     };
     (state, probe)
 }

@@ -53,19 +53,27 @@ pub struct MirrorSpec {
     pub name: &'static str,
     pub addr: &'static str,
     pub serves: &'static str,
+    /// Its `price_per_gb` (dollars).
+    pub price_per_gb: f64,
 }
+
+/// `[cost] upstream_per_gb` of the topology's redirector; blobs sent
+/// upstream are measured (`measure_upstream`).
+pub const UPSTREAM_PER_GB: f64 = 0.12;
 
 pub const MIRRORS: [MirrorSpec; 2] = [
     MirrorSpec {
         name: "eu-west-3",
         addr: "192.0.2.11",
         serves: "aws/eu-west-3",
+        price_per_gb: 0.02,
     },
     // Also the nearest mirror of every AWS region without one.
     MirrorSpec {
         name: "us-east-1",
         addr: "192.0.2.12",
         serves: "aws/us-east-1",
+        price_per_gb: 0.01,
     },
 ];
 
@@ -453,8 +461,8 @@ fn launch(dir: &Path, options: &Options) -> Launch {
     );
     for m in &MIRRORS {
         config.push_str(&format!(
-            "[[backend]]\nname = \"{}\"\nbase_url = \"http://{}\"\nserves = [\"{}\"]\n\n",
-            m.name, m.addr, m.serves
+            "[[backend]]\nname = \"{}\"\nbase_url = \"http://{}\"\nserves = [\"{}\"]\nprice_per_gb = {}\n\n",
+            m.name, m.addr, m.serves, m.price_per_gb
         ));
     }
     let nearest = if options.geo {
@@ -462,6 +470,9 @@ fn launch(dir: &Path, options: &Options) -> Launch {
     } else {
         format!("{{ aws = \"{}\" }}", MIRRORS[1].name)
     };
+    config.push_str(&format!(
+        "[cost]\nmeasure_upstream = true\nupstream_per_gb = {UPSTREAM_PER_GB}\n\n"
+    ));
     config.push_str(&format!(
         "[fallback]\nnearest = {nearest}\nunknown = \"upstream\"\n\n[blob_check]\ntimeout = \"{}\"\n\n[server]\nlisten = \"[::]:80\"\nadmin = \"127.0.0.1:9102\"\n",
         options.blob_check_timeout
