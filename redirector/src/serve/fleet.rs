@@ -86,7 +86,12 @@ impl FleetMetrics {
         self.prices
             .get_or_create(&NameLabel("backend", Arc::from("upstream")))
             .set(dollars(settings.upstream_micro_dollars_per_gb));
+        // Every payer's cost exists from the start, at zero.
+        let _ = self
+            .cost
+            .get_or_create(&NameLabel("payer", Arc::from("upstream")));
         for b in settings.backends.list() {
+            let _ = self.cost.get_or_create(&NameLabel("payer", b.name.clone()));
             let name = NameLabel("backend", b.name.clone());
             self.prices
                 .get_or_create(&name)

@@ -4,18 +4,13 @@
 use std::sync::{Arc, RwLock};
 
 use prometheus_client::{
-    collector::Collector,
-    encoding::{DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeMetric, LabelSetEncoder},
-    metrics::{
-        MetricType, counter::ConstCounter, counter::Counter, family::Family, gauge::Gauge,
-        histogram::Histogram,
-    },
+    encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
-use steer_user::{Class, ClassCounters, Steer};
+use steer_user::{Class, Steer};
 
 use super::fleet::FleetMetrics;
-use tracing::warn;
 
 /// The labels of `steer_requests_total`. Built for every request, so it
 /// holds only shared pointers and static strings: no allocation.
@@ -257,7 +252,7 @@ impl Default for Metrics {
             blob_check_limit.clone(),
         );
         let fleet = FleetMetrics::register(&mut registry);
-        Metrics {
+        let metrics = Metrics {
             registry,
             fleet,
             requests,
@@ -278,11 +273,51 @@ impl Default for Metrics {
             blob_checks_rejected,
             blob_checks_in_flight,
             blob_check_limit,
-        }
+        };
+        metrics.zero_known_series();
+        metrics
     }
 }
 
+/// The label values of the limit counters, fixed in the code: their
+/// series exist at zero from the start, so `increase()` and `rate()` see
+/// the first event (a series born at 1 shows no increase).
+const REJECT_REASONS: [(&str, &[&str]); 2] = [
+    (
+        "public",
+        &[
+            "proxy_header",
+            "tls_handshake",
+            "handshake_timeout",
+            "header_timeout",
+            "idle_timeout",
+            "close_timeout",
+        ],
+    ),
+    (
+        "admin",
+        &["header_timeout", "idle_timeout", "close_timeout"],
+    ),
+];
+const ACCEPT_ERRORS: [&str; 4] = ["fd_exhausted", "out_of_memory", "connection", "other"];
+const CHECK_BOUNDS: [&str; 2] = ["process", "connection"];
+
 impl Metrics {
+    fn zero_known_series(&self) {
+        for (listener, reasons) in REJECT_REASONS {
+            for reason in reasons {
+                self.connection_rejected(listener, reason);
+            }
+            for kind in ACCEPT_ERRORS {
+                self.accept_error(listener, kind);
+            }
+            self.at_capacity(listener);
+        }
+        for bound in CHECK_BOUNDS {
+            self.blob_check_rejected(bound);
+        }
+    }
+
     pub fn connection_rejected(&self, listener: &'static str, reason: &'static str) -> Counter {
         self.connections_rejected
             .get_or_create(&vec![("listener", listener), ("reason", reason)])
@@ -320,7 +355,7 @@ impl Metrics {
     /// each scrape.
     pub fn add_xdp(&mut self, steer: Arc<RwLock<Steer>>) {
         self.registry
-            .register_collector(Box::new(XdpCounters(steer)));
+            .register_collector(Box::new(super::xdp_metrics::XdpCounters(steer)));
     }
 
     /// The text exposition of every metric.
@@ -329,69 +364,5 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ClassLabels {
-    provider: String,
-    region: String,
-}
-
-/// `steer_xdp_syns_total` and `steer_xdp_dropped_syns_total` per class:
-/// what the kernel counted, summed over CPUs and map generations. Read at
-/// scrape time, so they cost nothing between scrapes.
-struct XdpCounters(Arc<RwLock<Steer>>);
-
-impl std::fmt::Debug for XdpCounters {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("XdpCounters")
-    }
-}
-
-impl Collector for XdpCounters {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let counters = {
-            let steer = self.0.read().unwrap_or_else(|e| e.into_inner());
-            steer.class_counters()
-        };
-        let counters = match counters {
-            Ok(c) => c,
-            Err(e) => {
-                // A scrape without these beats a failed scrape.
-                warn!(error = %e, "reading the XDP class counters");
-                return Ok(());
-            }
-        };
-        let labelled: Vec<_> = counters
-            .iter()
-            .map(|(class, c)| {
-                let labels = ClassLabels {
-                    provider: class.provider_label().to_owned(),
-                    region: class.region_label().to_owned(),
-                };
-                (labels, c)
-            })
-            .collect();
-        type Field = fn(&ClassCounters) -> u64;
-        let series: [(&str, &str, Field); 2] = [
-            (
-                "xdp_syns",
-                "SYNs to the service port classified by XDP, per class",
-                |c| c.syns,
-            ),
-            (
-                "xdp_dropped_syns",
-                "SYNs dropped by a class policy in XDP",
-                |c| c.dropped,
-            ),
-        ];
-        for (name, help, field) in series {
-            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for (labels, c) in &labelled {
-                ConstCounter::new(field(c)).encode(family.encode_family(labels)?)?;
-            }
-        }
-        Ok(())
     }
 }

@@ -30,6 +30,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod xdp_metrics;
 
 use std::{
     net::SocketAddr,
