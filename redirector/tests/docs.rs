@@ -1,5 +1,5 @@
 //! The reference cannot drift from the binary: every flag that
-//! `redirector serve --help` (and `watch`, `sync` and `audit`) prints is in
+//! `redirector serve --help` (and `watch`, `sync`, `audit` and `report`) prints is in
 //! docs/configuration.md.
 
 use std::{collections::BTreeSet, process::Command};
@@ -27,7 +27,7 @@ fn every_flag_is_in_the_configuration_doc() {
         "/../docs/configuration.md"
     ))
     .expect("docs/configuration.md");
-    for subcommand in ["serve", "watch", "sync", "audit"] {
+    for subcommand in ["serve", "watch", "sync", "audit", "report"] {
         let flags = flags_of(subcommand);
         assert!(
             flags.contains("--listen") || subcommand != "serve",

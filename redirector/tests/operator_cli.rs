@@ -1,5 +1,6 @@
 //! Operator conveniences of the CLI: `check-config` (every key's value and
-//! origin), `--version` with the embedded ranges' dates, JSON logs.
+//! origin), `--version` with the embedded ranges' dates, JSON logs, and
+//! `report`'s errors, which name the source that failed.
 
 use std::process::{Command, Output};
 
@@ -95,6 +96,63 @@ fn json_logs_are_one_object_per_line() {
         assert!(
             line.starts_with('{') && line.ends_with('}') && line.contains(r#""level":"INFO""#),
             "{line}"
+        );
+    }
+}
+
+#[test]
+fn report_errors_name_the_source() {
+    let server = steer_tests::feed_server::FeedServer::start();
+    server.set("metrics", "steer_requests_total{route=\"blob\" 1\n", "");
+    let bad_metrics = server.url("metrics");
+    let not_prometheus = server.url("");
+    let cases: [(&str, Vec<&str>, i32, &str); 6] = [
+        ("no source", vec![], 2, "--prometheus"),
+        (
+            "two sources",
+            vec![
+                "--prometheus",
+                "http://127.0.0.1:1",
+                "--metrics",
+                "http://127.0.0.1:1",
+            ],
+            2,
+            "cannot be used with",
+        ),
+        (
+            "a window of nothing",
+            vec!["--prometheus", "http://127.0.0.1:1", "--since", "0s"],
+            2,
+            "--since",
+        ),
+        (
+            "nothing listens",
+            vec!["--metrics", "http://127.0.0.1:1", "--timeout", "2s"],
+            1,
+            "http://127.0.0.1:1/metrics",
+        ),
+        (
+            "not an exposition",
+            vec!["--metrics", &bad_metrics],
+            1,
+            "metrics: line 1: a label without `=`",
+        ),
+        (
+            "not a Prometheus server",
+            vec!["--prometheus", &not_prometheus, "--since", "1h"],
+            1,
+            "/api/v1/query_range?query=sum+by",
+        ),
+    ];
+    for (name, args, code, says) in cases {
+        let mut all = vec!["report"];
+        all.extend(args);
+        let out = redirector(&all, &[]);
+        assert_eq!(out.status.code(), Some(code), "{name}: {}", text(&out));
+        assert!(
+            text(&out).contains(says),
+            "{name}: no `{says}` in {}",
+            text(&out)
         );
     }
 }

@@ -23,7 +23,7 @@ const CHART_CLASSES: usize = 20;
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse;margin:1em 0}\
-th,td{padding:.25em .75em;border-bottom:1px solid #ddd;text-align:right}\
+th,td{padding:.25em .75em;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}\
 th:first-child,td:first-child,td.name{text-align:left}\
 .headline span{display:inline-block;margin-right:2em;font-size:1.4em}\
 svg text{font-size:11px;fill:#444}";

@@ -3,7 +3,8 @@
 //! it through the redirector from clients in AWS, GCP and no feed,
 //! printing for each which server gave it its blobs; then a mirror
 //! missing a blob and a mirror down, each failing over to the next
-//! nearest mirror. Everything is torn down at the end
+//! nearest mirror; and at the end `redirector report`: bytes, the share
+//! mirrors served, cost and savings. Everything is torn down at the end
 //! or on a failure. After a Ctrl-C the servers stop on the same signal,
 //! and the namespaces, named after the process id, are removed by the
 //! next run.
@@ -18,16 +19,18 @@ use steer_tests::{
     },
 };
 
-const USAGE: &str = "usage: steer-demo --redirector PATH [--feed KIND=FILE]...";
+const USAGE: &str = "usage: steer-demo --redirector PATH [--feed KIND=FILE]... [--screenshot PNG]";
 
 fn main() -> ExitCode {
     let mut redirector = None;
     let mut feeds = Vec::new();
+    let mut screenshot = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match (a.as_str(), args.next()) {
             ("--redirector", Some(p)) => redirector = Some(PathBuf::from(p)),
             ("--feed", Some(f)) => feeds.push(f),
+            ("--screenshot", Some(p)) => screenshot = Some(PathBuf::from(p)),
             _ => {
                 eprintln!("{USAGE}");
                 return ExitCode::from(2);
@@ -42,11 +45,11 @@ fn main() -> ExitCode {
         eprintln!("error: the demo creates network namespaces and loads XDP: run it as root");
         return ExitCode::FAILURE;
     }
-    demo(redirector, feeds);
+    demo(redirector, feeds, screenshot);
     ExitCode::SUCCESS
 }
 
-fn demo(redirector: PathBuf, feeds: Vec<String>) {
+fn demo(redirector: PathBuf, feeds: Vec<String>, screenshot: Option<PathBuf>) {
     let started = Instant::now();
     println!("Building the topology: one network namespace per host, all on one bridge.");
     let images = ["steer/demo", "steer/fresh", "steer/new"]
@@ -198,6 +201,26 @@ fn demo(redirector: PathBuf, feeds: Vec<String>) {
     );
     failure_pull(&t, 1, 2);
 
+    println!();
+    println!("What it cost and saved (redirector report --metrics http://127.0.0.1:9102):");
+    match t.redirector_command(&["report", "--metrics", "http://127.0.0.1:9102"]) {
+        Ok(report) => {
+            for line in report.lines() {
+                if line.is_empty() {
+                    println!();
+                } else {
+                    println!("  {line}");
+                }
+            }
+        }
+        Err(e) => println!("  report failed: {e}"),
+    }
+    if let Some(png) = screenshot {
+        // The admin listener's page, in the browser the tests use.
+        let url = "http://127.0.0.1:9102/report";
+        steer_tests::browser::screenshot(&t.redirector_ns, t.dir.path(), url, &png, 1000, 1300);
+        println!("  {url} rendered by Chromium: {}", png.display());
+    }
     println!();
     println!(
         "Done in {:.1} s; tearing everything down.",

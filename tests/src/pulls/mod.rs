@@ -366,6 +366,20 @@ impl Topology {
         std::fs::write(custom_path(self.dir.path()), csv).expect("custom list");
     }
 
+    /// `redirector ARGS`, a one-shot command such as `report`, run to its
+    /// end (at most a minute) in the redirector's namespace: its output,
+    /// or what went wrong.
+    pub fn redirector_command(&self, args: &[&str]) -> Result<String, String> {
+        let mut cmd = self.redirector_ns.command(&self.launch.binary);
+        cmd.args(args);
+        match crate::process::run_bounded(&mut cmd, Duration::from_secs(60)) {
+            Ok(out) if out.status.success() => {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            }
+            Ok(out) | Err(out) => Err(crate::process::text(&out)),
+        }
+    }
+
     /// The redirector's log so far (every decision at info).
     pub fn redirector_log(&self) -> String {
         std::fs::read_to_string(&self.launch.log).unwrap_or_default()
