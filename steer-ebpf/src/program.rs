@@ -2,13 +2,14 @@
 
 use aya_ebpf::{
     bindings::xdp_action,
+    helpers::bpf_ktime_get_ns,
     macros::{map, xdp},
-    maps::{Array, LpmTrie, PerCpuArray, lpm_trie::Key},
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
 use steer_ebpf::{
     BPF_F_MMAPABLE, CLASS_NAME_LEN, CLASS_UNKNOWN, ClassCounters, FLOW_SLOTS, FlowKey, GENERATIONS,
-    MAX_CLASSES, MAX_PREFIXES, Outcome, PORT_SLOTS, PacketCounters, Policy,
+    MAX_CLASSES, MAX_PREFIXES, Outcome, PORT_SLOTS, PacketCounters, Policy, SYN_BUCKETS, SynBucket,
 };
 
 use crate::packet::{Source, Syn, ipv4_source, ipv6_source, parse_syn};
@@ -57,10 +58,17 @@ static CLASS_COUNTERS: PerCpuArray<ClassCounters> =
 static OUTCOME_COUNTERS: PerCpuArray<PacketCounters> =
     PerCpuArray::with_max_entries(Outcome::COUNT, 0);
 
-/// Per-class [`Policy`] as u32, indexed like the counters; zero (pass)
-/// unless userspace sets it.
+/// Per-class [`Policy`], indexed like the counters; zero (pass) unless
+/// userspace sets it.
 #[map(name = "STEER_POLICY")]
-static POLICY: Array<u32> = Array::with_max_entries(MAX_CLASSES * GENERATIONS, 0);
+static POLICY: Array<Policy> = Array::with_max_entries(MAX_CLASSES * GENERATIONS, 0);
+
+/// SYN buckets of the sources of limited classes, by address (IPv4-mapped
+/// /32, IPv6 /64). Updates from two CPUs at once may lose one; a limit is
+/// a bound on abuse, not an exact count.
+#[map(name = "STEER_SYN_BUCKETS")]
+static SYN_BUCKET_MAP: LruHashMap<[u8; 16], SynBucket> =
+    LruHashMap::with_max_entries(SYN_BUCKETS, 0);
 
 #[xdp]
 pub fn steer(ctx: XdpContext) -> u32 {
@@ -124,19 +132,29 @@ fn on_syn(ctx: &XdpContext, syn: &Syn, len: u64) -> Result<(Outcome, u32), Outco
     };
     let index = (generation & 1) * MAX_CLASSES + class;
 
-    let drop = matches!(POLICY.get(index), Some(&p) if p == Policy::Drop as u32);
+    let policy = POLICY.get(index).copied().unwrap_or_default();
+    let outcome = if policy.drop != 0 {
+        Outcome::Dropped
+    } else if policy.limited() && !within_limit(&addr, &policy) {
+        Outcome::RateLimited
+    } else {
+        Outcome::Classified
+    };
     if let Some(c) = CLASS_COUNTERS.get_ptr_mut(index) {
         // SAFETY: per-CPU slot; XDP runs with preemption disabled.
         unsafe {
             (*c).syns += 1;
             (*c).bytes += len;
-            if drop {
+            if outcome != Outcome::Classified {
                 (*c).dropped += 1;
+            }
+            if outcome == Outcome::RateLimited {
+                (*c).rate_limited += 1;
             }
         }
     }
-    if drop {
-        return Ok((Outcome::Dropped, xdp_action::XDP_DROP));
+    if outcome != Outcome::Classified {
+        return Ok((outcome, xdp_action::XDP_DROP));
     }
 
     let key = FlowKey {
@@ -151,4 +169,26 @@ fn on_syn(ctx: &XdpContext, syn: &Syn, len: u64) -> Result<(Outcome, u32), Outco
         unsafe { core::ptr::write_volatile(p, slot.value(class, generation)) };
     }
     Ok((Outcome::Classified, xdp_action::XDP_PASS))
+}
+
+/// Takes a token from the bucket of `addr`'s source (IPv6: its /64),
+/// making a full one for a source not seen (or evicted) before.
+#[inline(always)]
+fn within_limit(addr: &[u8; 16], policy: &Policy) -> bool {
+    let mut key = *addr;
+    let v4_mapped = key[..10].iter().all(|b| *b == 0) && key[10] == 0xff && key[11] == 0xff;
+    if !v4_mapped {
+        key[8..].fill(0);
+    }
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    match SYN_BUCKET_MAP.get_ptr_mut(&key) {
+        // SAFETY: a value of this map; a concurrent update from another
+        // CPU may be lost, which only loosens the limit by a SYN.
+        Some(bucket) => unsafe { (*bucket).take(policy, now) },
+        None => {
+            let _ = SYN_BUCKET_MAP.insert(&key, &SynBucket::first(policy, now), 0);
+            true
+        }
+    }
 }

@@ -163,7 +163,7 @@ fn policy_follows_the_class_name_across_reloads() {
         provider: "t".into(),
         region: "stop".into(),
     };
-    steer.set_policy(&stop, Policy::Drop).unwrap();
+    steer.set_policy(&stop, Policy::DROP).unwrap();
     let run = |steer: &mut Steer, src: &str, port: u16| {
         steer
             .run_packet(&Frame::tcp(src, port, SERVER4, PORT, TCP_SYN).bytes())

@@ -389,7 +389,7 @@ fn packet_table() {
         .expect("service ports");
     let blocked = table.class_id("test", "blocked").expect("blocked class");
     let blocked = table.class(blocked).unwrap();
-    steer.set_policy(blocked, Policy::Drop).expect("policy");
+    steer.set_policy(blocked, Policy::DROP).expect("policy");
 
     let mut failures = Vec::new();
     let rows = rows();

@@ -359,8 +359,8 @@ fn apply_policy(steer: &mut Steer, old: &[Class], new: &[Class]) {
     let changes = old
         .iter()
         .filter(|c| !new.contains(c))
-        .map(|c| (c, Policy::Pass))
-        .chain(new.iter().map(|c| (c, Policy::Drop)));
+        .map(|c| (c, Policy::PASS))
+        .chain(new.iter().map(|c| (c, Policy::DROP)));
     for (class, policy) in changes {
         match steer.set_policy(class, policy) {
             Ok(()) => info!(%class, ?policy, "XDP policy"),

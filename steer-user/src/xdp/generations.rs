@@ -100,6 +100,8 @@ pub struct Generations {
     /// Indexed by generation & 1.
     slots: [Slot; 2],
     policies: BTreeMap<Class, Policy>,
+    /// The policy of every class `policies` does not name.
+    default_policy: Policy,
     /// Counters of generations that were since overwritten, by class.
     retired: BTreeMap<Class, ClassCounters>,
 }
@@ -175,14 +177,14 @@ impl Generations {
         // Names and policies of the new table; ids the old table had
         // beyond the new count are cleared so tools never show a stale
         // name and the slice is clean for the next reuse.
+        maps.set_policy(index, CLASS_UNKNOWN, self.policy_of(&Class::unknown()))?;
         for (id, class) in table.classes() {
             maps.set_class_name(index, id, Some(class))?;
-            let p = self.policies.get(class).copied().unwrap_or_default();
-            maps.set_policy(index, id, p)?;
+            maps.set_policy(index, id, self.policy_of(class))?;
         }
         for id in table.class_count() as u32 + 1..=held {
             maps.set_class_name(index, id, None)?;
-            maps.set_policy(index, id, Policy::Pass)?;
+            maps.set_policy(index, id, Policy::PASS)?;
         }
         maps.set_active(next)?;
 
@@ -231,6 +233,38 @@ impl Generations {
             maps.set_policy(index, id, policy)?;
         }
         Ok(())
+    }
+
+    /// Replaces every policy: `policies` by class name, `default` for the
+    /// classes it does not name (unknown included, unless named). The
+    /// active generation is rewritten in place, class by class; a table
+    /// loaded later gets the same. Live connections are not touched: only
+    /// SYNs read the policy.
+    pub fn set_policies(
+        &mut self,
+        maps: &mut impl GenerationMaps,
+        default: Policy,
+        policies: BTreeMap<Class, Policy>,
+    ) -> Result<(), Error> {
+        self.policies = policies;
+        self.default_policy = default;
+        let index = self.generation & 1;
+        let Some(table) = self.slots[index as usize].table.clone() else {
+            return Ok(());
+        };
+        maps.set_policy(index, CLASS_UNKNOWN, self.policy_of(&Class::unknown()))?;
+        for (id, class) in table.classes() {
+            maps.set_policy(index, id, self.policy_of(class))?;
+        }
+        Ok(())
+    }
+
+    /// The policy `class` gets in every table.
+    pub fn policy_of(&self, class: &Class) -> Policy {
+        self.policies
+            .get(class)
+            .copied()
+            .unwrap_or(self.default_policy)
     }
 
     /// SYN counters per class name, summed over every generation since
@@ -282,6 +316,7 @@ pub(super) fn add(sum: &mut ClassCounters, c: &ClassCounters) {
     sum.syns += c.syns;
     sum.bytes += c.bytes;
     sum.dropped += c.dropped;
+    sum.rate_limited += c.rate_limited;
 }
 
 #[cfg(test)]

@@ -179,7 +179,8 @@ fn a_reused_slot_loses_stale_prefixes_names_and_counters() {
         ClassCounters {
             syns: 5,
             bytes: 300,
-            dropped: 0,
+            dropped: 1,
+            rate_limited: 1,
         },
     );
     gens.load_table(
@@ -219,9 +220,9 @@ fn policies_follow_class_names_across_renumbering() {
         WriteMode::Batch,
     )
     .unwrap();
-    gens.set_policy(&mut maps, &class("aws/b"), Policy::Drop)
+    gens.set_policy(&mut maps, &class("aws/b"), Policy::DROP)
         .unwrap();
-    assert_eq!(maps.policy.get(&(1, 2)), Some(&Policy::Drop));
+    assert_eq!(maps.policy.get(&(1, 2)), Some(&Policy::DROP));
     // aws/b becomes id 1 in the next table.
     gens.load_table(
         &mut maps,
@@ -229,11 +230,50 @@ fn policies_follow_class_names_across_renumbering() {
         WriteMode::Batch,
     )
     .unwrap();
-    assert_eq!(maps.policy.get(&(0, 1)), Some(&Policy::Drop));
-    assert_eq!(maps.policy.get(&(0, 2)), Some(&Policy::Pass));
-    gens.set_policy(&mut maps, &class("aws/b"), Policy::Pass)
+    assert_eq!(maps.policy.get(&(0, 1)), Some(&Policy::DROP));
+    assert_eq!(maps.policy.get(&(0, 2)), Some(&Policy::PASS));
+    gens.set_policy(&mut maps, &class("aws/b"), Policy::PASS)
         .unwrap();
-    assert_eq!(maps.policy.get(&(0, 1)), Some(&Policy::Pass));
+    assert_eq!(maps.policy.get(&(0, 1)), Some(&Policy::PASS));
+}
+
+#[test]
+fn a_default_policy_covers_every_class_not_named_and_unknown() {
+    let (mut maps, mut gens) = (Shadow::default(), Generations::default());
+    gens.load_table(
+        &mut maps,
+        table(&[("10.0.0.0/8", "aws/a"), ("11.0.0.0/8", "aws/b")]),
+        WriteMode::Batch,
+    )
+    .unwrap();
+    let default = Policy::limit(100_000, 200);
+    let slow = Policy::limit(20_000, 40);
+    let named = BTreeMap::from([
+        (class("aws/b"), Policy::limit(1_000_000, 2000)),
+        (Class::unknown(), slow),
+    ]);
+    gens.set_policies(&mut maps, default, named).unwrap();
+    // Rewritten in place in the active generation (slot 1).
+    assert_eq!(maps.policy.get(&(1, 0)), Some(&slow), "unknown");
+    assert_eq!(maps.policy.get(&(1, 1)), Some(&default), "aws/a");
+    assert_eq!(
+        maps.policy.get(&(1, 2)),
+        Some(&Policy::limit(1_000_000, 2000))
+    );
+    // And carried into the next table, renumbered.
+    gens.load_table(
+        &mut maps,
+        table(&[("11.0.0.0/8", "aws/b"), ("12.0.0.0/8", "aws/z")]),
+        WriteMode::Batch,
+    )
+    .unwrap();
+    assert_eq!(maps.policy.get(&(0, 0)), Some(&slow));
+    assert_eq!(
+        maps.policy.get(&(0, 1)),
+        Some(&Policy::limit(1_000_000, 2000))
+    );
+    assert_eq!(maps.policy.get(&(0, 2)), Some(&default), "aws/z, new");
+    assert_eq!(gens.policy_of(&class("aws/q")), default);
 }
 
 #[test]

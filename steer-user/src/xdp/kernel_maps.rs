@@ -113,8 +113,8 @@ impl GenerationMaps for KernelMaps<'_> {
 
     fn set_policy(&mut self, index: u32, id: u32, policy: Policy) -> Result<(), Error> {
         let name = map_names::POLICY;
-        let mut map: Array<&mut MapData, u32> = typed_map_mut(self.0, name)?;
-        map.set(index * MAX_CLASSES + id, policy as u32, 0)
+        let mut map: Array<&mut MapData, Policy> = typed_map_mut(self.0, name)?;
+        map.set(index * MAX_CLASSES + id, policy, 0)
             .map_err(|source| Error::Map { name, source })
     }
 

@@ -226,6 +226,22 @@ impl Steer {
         self.generations.set_policy(&mut maps, class, policy)
     }
 
+    /// Replaces every class's policy (see [`Generations::set_policies`]).
+    pub fn set_policies(
+        &mut self,
+        default: Policy,
+        policies: std::collections::BTreeMap<Class, Policy>,
+    ) -> Result<(), Error> {
+        let mut maps = kernel_maps::KernelMaps(&mut self.ebpf);
+        self.generations.set_policies(&mut maps, default, policies)
+    }
+
+    /// The policy `class` gets (from [`Steer::set_policies`] or
+    /// [`Steer::set_policy`]).
+    pub fn policy_of(&self, class: &Class) -> Policy {
+        self.generations.policy_of(class)
+    }
+
     /// The active generation number (0 before any table was loaded).
     pub fn generation(&self) -> u32 {
         self.generations.generation()
