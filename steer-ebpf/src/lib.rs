@@ -463,7 +463,8 @@ mod tests {
     fn the_slowest_and_fastest_limits_do_not_overflow() {
         let s = 1_000_000_000u64;
         for (name, p) in [
-            ("one a day", Policy::limit(1000 / 86_400 + 1, 1)),
+            // One a day is 1000 / 86,400 thousandths a second: rounded up, 1.
+            ("one a day", Policy::limit(1, 1)),
             (
                 "a million a second",
                 Policy::limit(MAX_SYN_RATE_MILLI, u32::MAX),

@@ -165,12 +165,7 @@ fn syn_limits_per_source() {
         syn("another /64", "2001:db8:1:1::1", "lab/limited", p),
         syn("slow 1", "10.2.0.1", "lab/slow", p),
         syn("slow 2: over", "10.2.0.1", "lab/slow", d),
-        syn(
-            "unknown takes the default",
-            "192.0.2.99",
-            "unknown",
-            p,
-        ),
+        syn("unknown takes the default", "192.0.2.99", "unknown", p),
     ];
     for _ in 0..10 {
         steps.push(syn("an unlimited class", "10.3.0.1", "lab/free", p));
