@@ -322,7 +322,7 @@ fn explain_shows_the_backend_of_the_config_file() {
     let config = dir.path().join("steer.toml");
     std::fs::write(
         &config,
-        "[[backend]]\nname = \"paris\"\nbase_url = \"https://paris.example.org\"\nserves = [\"aws/eu-west-3\"]\n\n[policy]\ndrop = [\"aws/eu-west-3\"]\n",
+        "[[backend]]\nname = \"paris\"\nbase_url = \"https://paris.example.org\"\nserves = [\"aws/eu-west-3\"]\n\n[policy]\ndrop = [\"aws/eu-west-3\"]\nsyn_rate = { default = \"100/s\" }\nrequest_rate = { \"aws/GLOBAL\" = \"6000/m\" }\nrequest_burst = { \"aws/GLOBAL\" = 50 }\n",
     )
     .unwrap();
     let out = redirector(&[
@@ -344,6 +344,20 @@ fn explain_shows_the_backend_of_the_config_file() {
         t.contains("3.2.1.5\n") && t.contains("backend  upstream registry"),
         "{t}"
     );
-    // The drop policy shows for its class only.
+    // The drop policy shows for its class only, the default SYN limit
+    // for the other, and a request limit for the class that has one.
     assert_eq!(t.matches("policy   drop").count(), 1, "{t}");
+    assert!(
+        t.contains(
+            "policy   SYNs: 100/s per source, 100 at once; XDP drops the rest ([policy] syn_rate)"
+        ),
+        "{t}"
+    );
+    assert_eq!(t.matches("policy   SYNs").count(), 1, "{t}");
+    assert!(
+        t.contains(
+            "policy   requests: 100/s per client, 50 at once; then 429 ([policy] request_rate)"
+        ),
+        "{t}"
+    );
 }

@@ -4,6 +4,7 @@
 pub mod addrs;
 pub mod browser;
 pub mod feed_server;
+pub mod flood;
 pub mod http_bench;
 pub mod launch;
 pub mod loopback;

@@ -9,7 +9,7 @@ use steer_user::{CLASS_UNKNOWN, LiveMaps, ranges::Ranges};
 use super::range_args::RangeArgs;
 use crate::{
     backends::{Backends, Candidate, DEFAULT_AWS_BASE_URL, Why, client_key},
-    config::{Config, Layer},
+    config::{Config, Layer, rates::ClassRates},
     xdp::DEFAULT_PIN_DIR,
 };
 
@@ -45,18 +45,23 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         .load(None)
         .context("loading ranges")?
         .ranges;
-    let (backends, drop) = match &args.config {
+    let (backends, policy) = match &args.config {
         Some(path) => {
             let flags = Layer {
                 file: Some(path.clone()),
                 ..Layer::default()
             };
             let c = Config::resolve(|k| std::env::var(k).ok(), flags)?;
-            (c.settings.backends, c.drop)
+            let policy = ClassPolicy {
+                drop: c.drop,
+                syn: c.syn_limits,
+                requests: c.settings.request_limits.clone(),
+            };
+            (c.settings.backends, policy)
         }
         None => (
             Backends::registry_k8s_io(&args.default_aws_base_url),
-            Vec::new(),
+            ClassPolicy::default(),
         ),
     };
     let live = if args.kernel {
@@ -77,7 +82,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
             addr,
             &ranges,
             &backends,
-            &drop,
+            &policy,
             live.as_ref(),
             agent.as_ref(),
         )?;
@@ -91,7 +96,7 @@ fn explain(
     addr: IpAddr,
     ranges: &Ranges,
     backends: &Backends,
-    drop: &[steer_user::Class],
+    policy: &ClassPolicy,
     live: Option<&LiveMaps>,
     agent: Option<&ureq::Agent>,
 ) -> Result<()> {
@@ -168,8 +173,21 @@ fn explain(
     if !candidates.is_empty() {
         let _ = writeln!(out, "  then     upstream registry");
     }
-    if drop.contains(&class) {
+    if policy.drop.contains(&class) {
         let _ = writeln!(out, "  policy   drop: XDP refuses its SYNs ([policy] drop)");
+    } else if let Some(r) = policy.syn.of(&class) {
+        let _ = writeln!(
+            out,
+            "  policy   SYNs: {}/s per source, {} at once; XDP drops the rest ([policy] syn_rate)",
+            r.per_second, r.burst
+        );
+    }
+    if let Some(r) = policy.requests.of(&class) {
+        let _ = writeln!(
+            out,
+            "  policy   requests: {}/s per client, {} at once; then 429 ([policy] request_rate)",
+            r.per_second, r.burst
+        );
     }
     if let Some(live) = live {
         let k = live
@@ -189,8 +207,34 @@ fn explain(
                 "  DIFFERS: the running instance has other ranges loaded"
             }
         );
+        let p = k.policy;
+        let in_force = if p.drop != 0 {
+            "drop".to_owned()
+        } else if p.limited() {
+            format!(
+                "{}/s per source, {} at once",
+                p.syn_rate_milli as f64 / 1000.0,
+                p.syn_burst
+            )
+        } else {
+            "pass".to_owned()
+        };
+        let c = k.counters;
+        let _ = writeln!(
+            out,
+            "  kernel   policy {in_force}; {} SYNs, {} dropped ({} over the limit) in generation {}",
+            c.syns, c.dropped, c.rate_limited, k.generation
+        );
     }
     Ok(())
+}
+
+/// What the config says each class may do.
+#[derive(Default)]
+struct ClassPolicy {
+    drop: Vec<steer_user::Class>,
+    syn: ClassRates,
+    requests: ClassRates,
 }
 
 fn or_dash(s: &str) -> &str {

@@ -2,7 +2,7 @@
 //! optional, each validated here so an error names it (the fleet's keys
 //! in [`super::fleet_file`]). The keys are in docs/configuration.md.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -14,7 +14,7 @@ use super::{
         BackendEntry, Fallback, LocationEntry, backends, micro_dollars, parse_class, places,
     },
     layer::Layer,
-    settings,
+    rates, settings,
 };
 use crate::forwarded::Forwarded;
 
@@ -64,6 +64,16 @@ struct Policy {
     /// `provider/region` classes whose SYNs XDP drops.
     #[serde(default)]
     drop: Vec<String>,
+    /// SYNs per source, by class (XDP).
+    #[serde(default)]
+    syn_rate: BTreeMap<String, String>,
+    #[serde(default)]
+    syn_burst: BTreeMap<String, u32>,
+    /// HTTP requests per client, by class.
+    #[serde(default)]
+    request_rate: BTreeMap<String, String>,
+    #[serde(default)]
+    request_burst: BTreeMap<String, u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -192,6 +202,12 @@ pub fn parse(text: &str) -> Result<Layer> {
         at_least_one("server.max_streams", f.max_streams.map(|n| n as usize))?.map(|n| n as u32);
     l.grace = dur("server.grace", &f.grace)?;
     l.reload_interval = dur("server.reload_interval", &f.reload_interval)?;
+    if let Some(p) = &file.policy {
+        l.syn_rate = Some(rates::parse("syn", &p.syn_rate, &p.syn_burst).map_err(|e| err!("{e}"))?);
+        l.request_rate = Some(
+            rates::parse("request", &p.request_rate, &p.request_burst).map_err(|e| err!("{e}"))?,
+        );
+    }
     l.drop = match &file.policy {
         None => None,
         Some(p) => Some(

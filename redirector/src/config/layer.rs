@@ -8,6 +8,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use steer_user::Class;
 
 use super::error::{ConfigError, TlsFiles};
+use super::rates::ClassRates;
 use super::settings::{DEFAULT_UPSTREAM, DEFAULT_UPSTREAM_PATH, base_url, plain_path};
 use crate::{
     backends::{Backends, DEFAULT_AWS_BASE_URL},
@@ -68,6 +69,12 @@ impl Show for Vec<Class> {
     fn show(&self) -> String {
         let names: Vec<String> = self.iter().map(Class::to_string).collect();
         format!("[{}]", names.join(", "))
+    }
+}
+
+impl Show for ClassRates {
+    fn show(&self) -> String {
+        self.describe()
     }
 }
 
@@ -137,6 +144,10 @@ layer! {
     reload_interval: Duration,
     /// Classes whose SYNs XDP drops.
     drop: Vec<Class>,
+    /// SYNs per source address, by class (XDP).
+    syn_rate: ClassRates,
+    /// HTTP requests per client address, by class.
+    request_rate: ClassRates,
     /// The config file this layer stack read (for reloads).
     file: PathBuf,
 }

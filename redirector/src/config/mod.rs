@@ -12,6 +12,7 @@ mod file;
 mod fleet_file;
 mod layer;
 pub mod limits;
+pub mod rates;
 pub mod settings;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ use error::at_least_one;
 pub use error::{ConfigError, TlsFiles, XdpConfig};
 pub use layer::Layer;
 use limits::Limits;
+use rates::ClassRates;
 use settings::{BlobCheckSettings, INFO_URL, PRIVACY_URL, Settings};
 
 /// Where the public listener goes when nothing says (the Go service's
@@ -47,6 +49,9 @@ pub struct Config {
     /// Classes whose SYNs XDP drops (`[policy] drop`); applied on start
     /// and on SIGHUP.
     pub drop: Vec<Class>,
+    /// SYNs per source, by class (`[policy] syn_rate`, `syn_burst`); with
+    /// XDP, applied on start and on SIGHUP.
+    pub syn_limits: ClassRates,
     pub listen: SocketAddr,
     pub admin: SocketAddr,
     pub proxy_protocol: bool,
@@ -85,6 +90,7 @@ impl Config {
         Ok(Config {
             settings: new.settings,
             drop: new.drop,
+            syn_limits: new.syn_limits,
             ..self.clone()
         })
     }
@@ -125,6 +131,7 @@ impl Config {
             upstream_micro_dollars_per_gb: l
                 .upstream_micro_dollars_per_gb
                 .unwrap_or(settings::DEFAULT_UPSTREAM_MICRO_DOLLARS_PER_GB),
+            request_limits: l.request_rate.clone().unwrap_or_default(),
         };
         let d = Limits::default();
         let max_connections = l.max_connections.unwrap_or(d.max_connections);
@@ -147,6 +154,7 @@ impl Config {
         Ok(Config {
             settings,
             drop: l.drop.unwrap_or_default(),
+            syn_limits: l.syn_rate.unwrap_or_default(),
             listen: l.listen.unwrap_or(DEFAULT_LISTEN),
             admin: l.admin.unwrap_or(DEFAULT_ADMIN),
             proxy_protocol: l.proxy_protocol.unwrap_or(false),
@@ -265,6 +273,8 @@ fn layer_of(c: &Config) -> Layer {
         grace: Some(c.grace),
         reload_interval: Some(c.reload_interval),
         drop: Some(c.drop.clone()),
+        syn_rate: Some(c.syn_limits.clone()),
+        request_rate: Some(s.request_limits.clone()),
         file: c.file().map(Into::into),
     }
 }

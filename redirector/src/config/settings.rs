@@ -32,6 +32,9 @@ pub struct Settings {
     /// What a GB sent by the upstream costs, in millionths of a dollar
     /// (`[cost] upstream_per_gb`).
     pub upstream_micro_dollars_per_gb: u64,
+    /// HTTP requests per client address, by class (`[policy]
+    /// request_rate`); none: no limit.
+    pub request_limits: super::rates::ClassRates,
 }
 
 /// The default upstream price: $0.12 per GB, Google Cloud's list price

@@ -180,6 +180,18 @@ fn errors_name_the_key() {
         ("not toml at all", "line 1"),
         ("[policy]\ndrop = [\"aws\"]", "policy.drop[0]"),
         (
+            "[policy]\nsyn_rate = { default = \"100\" }",
+            "policy.syn_rate.default: `100` is not a rate",
+        ),
+        (
+            "[policy]\nrequest_rate = { aws = \"1/s\" }",
+            "policy.request_rate: `aws` is not provider/region",
+        ),
+        (
+            "[policy]\nsyn_rate = { \"a/b\" = \"1/s\" }\nsyn_burst = { \"a/b\" = -1 }",
+            "syn_burst",
+        ),
+        (
             "[server]\ntls_cert = \"c.pem\"",
             "server.tls_cert, server.tls_key",
         ),
@@ -203,6 +215,27 @@ fn policy_drop_lists_classes() {
         vec![class("aws/us-east-1"), class("sponsor/fra1")]
     );
     assert!(parse("").unwrap().config.drop.is_empty());
+}
+
+#[test]
+fn policy_limits_by_class() {
+    let c = parse(
+        "[policy]\nsyn_rate = { default = \"100/s\", unknown = \"20/s\", \"aws/us-east-1\" = \"1000/s\" }\nsyn_burst = { default = 200 }\nrequest_rate = { default = \"5000/m\" }\n",
+    )
+    .unwrap();
+    let syn = &c.config.syn_limits;
+    assert_eq!(
+        syn.of(&class("aws/us-east-1"))
+            .map(|r| (r.per_second, r.burst)),
+        Some((1000.0, 200))
+    );
+    assert_eq!(syn.of(&Class::unknown()).map(|r| r.per_second), Some(20.0));
+    assert_eq!(syn.of(&class("gcp/x")).map(|r| r.per_second), Some(100.0));
+    let requests = &c.settings.request_limits;
+    assert_eq!(requests.of(&class("gcp/x")).map(|r| r.burst), Some(84));
+    // None configured: no limits at all.
+    let c = parse("").unwrap();
+    assert!(c.config.syn_limits.is_empty() && c.settings.request_limits.is_empty());
 }
 
 #[test]

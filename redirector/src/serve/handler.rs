@@ -53,10 +53,27 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
             what,
         },
     };
-    let route_name = routed.name();
+    let limited = state
+        .requests
+        .check(
+            &settings.request_limits,
+            &class,
+            client,
+            &state.metrics.limits,
+        )
+        .err();
+    let route_name = if limited.is_some() {
+        "limited"
+    } else {
+        routed.name()
+    };
     // For the access log: the blob asked for, and its size when known.
     let mut blob: Option<(&str, Option<u64>)> = None;
     let (response, target) = match routed {
+        _ if limited.is_some() => (
+            too_many_requests(limited.unwrap_or(1)),
+            Target::Fixed("limited"),
+        ),
         Route::Info => (redirect(&settings.info_url), Target::Fixed("info")),
         Route::Privacy => (redirect(&settings.privacy_url), Target::Fixed("privacy")),
         Route::ApiBase => {
@@ -280,6 +297,21 @@ fn upstream(settings: &Settings, base: &str, rest: &str, query: Option<&str>) ->
         rest,
         query,
     ))
+}
+
+/// 429 for a client over its request rate: when to come back, in the
+/// OCI error format clients print.
+fn too_many_requests(retry_after: u64) -> Response<Body> {
+    let body = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"too many requests from this address"}]}"#;
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    r
 }
 
 fn redirect(url: &str) -> Response<Body> {

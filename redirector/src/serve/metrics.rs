@@ -10,7 +10,7 @@ use prometheus_client::{
 };
 use steer_user::{Class, Steer};
 
-use super::fleet::FleetMetrics;
+use super::{fleet::FleetMetrics, request_limit::LimitMetrics};
 
 /// The labels of `steer_requests_total`. Built for every request, so it
 /// holds only shared pointers and static strings: no allocation.
@@ -138,6 +138,7 @@ pub struct Metrics {
     pub blob_checks_in_flight: Gauge,
     pub blob_check_limit: Gauge,
     pub fleet: FleetMetrics,
+    pub limits: LimitMetrics,
 }
 
 /// Label pairs with names and values fixed in the code.
@@ -252,9 +253,11 @@ impl Default for Metrics {
             blob_check_limit.clone(),
         );
         let fleet = FleetMetrics::register(&mut registry);
+        let limits = LimitMetrics::register(&mut registry);
         let metrics = Metrics {
             registry,
             fleet,
+            limits,
             requests,
             blob_bytes,
             blob_cache_hits,

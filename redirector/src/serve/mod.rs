@@ -26,6 +26,7 @@ mod prefixed;
 mod prober;
 mod proxy_protocol;
 mod report_page;
+mod request_limit;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -37,7 +38,7 @@ use std::{
     sync::{Arc, Mutex, RwLock, atomic::Ordering},
 };
 
-use steer_user::{Class, Policy, Steer, ranges::RangeSources};
+use steer_user::{Steer, ranges::RangeSources};
 use tokio::{
     net::TcpListener,
     sync::{Semaphore, watch},
@@ -137,8 +138,10 @@ impl Server {
             .map_or(config.listen.port(), |a| a.port());
         let steer = match &config.xdp {
             None => {
-                if !config.drop.is_empty() {
-                    warn!("[policy] drop needs XDP (--xdp-iface); it is not applied");
+                if !config.drop.is_empty() || !config.syn_limits.is_empty() {
+                    warn!(
+                        "[policy] drop and syn_rate need XDP (--xdp-iface); they are not applied"
+                    );
                 }
                 None
             }
@@ -151,7 +154,7 @@ impl Server {
                     x.pin_dir.as_deref(),
                 )
                 .map_err(|e| ServeError::Xdp(steer_user::ranges::chain(&e)))?;
-                apply_policy(&mut steer, &[], &config.drop);
+                apply_kernel_policy(&mut steer, &config);
                 Some(Arc::new(RwLock::new(steer)))
             }
         };
@@ -161,6 +164,10 @@ impl Server {
         }
         let health = Arc::new(health::Health::default());
         health.register(&mut metrics.registry);
+        let requests = request_limit::RequestLimiter::default();
+        metrics
+            .limits
+            .configure(&config.syn_limits, &config.settings.request_limits);
         let access_log = match &config.access_log {
             Some(path) => Some(access_log::AccessLog::open(path, &mut metrics.registry).await?),
             None => None,
@@ -188,6 +195,7 @@ impl Server {
             served: RwLock::new(Arc::new(Served::new(ranges))),
             steer,
             history: Default::default(),
+            requests,
         });
         Ok(Server {
             state,
@@ -334,9 +342,13 @@ impl Handle {
                         .write()
                         .unwrap_or_else(|e| e.into_inner()) = Arc::new(new.settings.clone());
                     self.state.metrics.fleet.configure(&new.settings);
+                    self.state
+                        .metrics
+                        .limits
+                        .configure(&new.syn_limits, &new.settings.request_limits);
                     if let Some(steer) = &self.state.steer {
                         let mut steer = steer.write().unwrap_or_else(|e| e.into_inner());
-                        apply_policy(&mut steer, &config.drop, &new.drop);
+                        apply_kernel_policy(&mut steer, &new);
                     }
                     *config = new;
                     info!(why, "config reloaded");
@@ -354,17 +366,14 @@ impl Handle {
     }
 }
 
-/// Drops SYNs of the classes in `new`, passes those only in `old`.
-fn apply_policy(steer: &mut Steer, old: &[Class], new: &[Class]) {
-    let changes = old
-        .iter()
-        .filter(|c| !new.contains(c))
-        .map(|c| (c, Policy::PASS))
-        .chain(new.iter().map(|c| (c, Policy::DROP)));
-    for (class, policy) in changes {
-        match steer.set_policy(class, policy) {
-            Ok(()) => info!(%class, ?policy, "XDP policy"),
-            Err(e) => error!(%class, error = %e, "setting the XDP policy"),
-        }
+/// Every class's SYN policy in the kernel from `config`: `drop` drops
+/// all of a class's SYNs, `syn_rate` limits each source's, the rest pass.
+/// Replaces the last policy whole, so a class taken out passes again.
+fn apply_kernel_policy(steer: &mut Steer, config: &Config) {
+    let (default, named) = crate::config::rates::kernel_policies(&config.drop, &config.syn_limits);
+    let summary: Vec<String> = named.iter().map(|(c, p)| format!("{c}: {p:?}")).collect();
+    match steer.set_policies(default, named) {
+        Ok(()) => info!(?default, classes = %summary.join("; "), "XDP policy"),
+        Err(e) => error!(error = %e, "setting the XDP policy"),
     }
 }

@@ -29,6 +29,8 @@ pub struct State {
     pub(super) steer: Option<Arc<RwLock<Steer>>>,
     /// Blob bytes by backend over the last hours, for `/report`.
     pub(super) history: std::sync::Mutex<crate::report::history::History>,
+    /// Clients' request buckets (`[policy] request_rate`).
+    pub(super) requests: super::request_limit::RequestLimiter,
 }
 
 /// The ranges in force, with every class behind a shared pointer: a

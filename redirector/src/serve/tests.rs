@@ -77,6 +77,7 @@ fn state_with_probe(vars: &[(&str, &str)], found: &[&str]) -> (State, Arc<FakePr
         served: RwLock::new(Arc::new(super::Served::new(ranges))),
         steer: None,
         history: Default::default(),
+        requests: Default::default(),
     };
     (state, probe)
 }
@@ -534,5 +535,124 @@ async fn a_head_moves_no_bytes() {
         ),
         1000.0,
         "only the GET counts"
+    );
+}
+
+#[tokio::test]
+async fn clients_over_their_request_rate_get_429_with_retry_after() {
+    let bucket = format!("{EU_WEST_3}/containers/images/{D}");
+    let s = state(&[], &[&bucket]);
+    let rates = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let mut new = (*s.settings()).clone();
+    // Two a minute at once by default; one for AWS eu-west-3.
+    new.request_limits = crate::config::rates::parse(
+        "request",
+        &rates(&[("default", "1/m"), ("aws/eu-west-3", "1/m")]),
+        &std::collections::BTreeMap::from([
+            ("default".to_owned(), 2),
+            ("aws/eu-west-3".to_owned(), 1),
+        ]),
+    )
+    .unwrap();
+    new.forwarded = crate::forwarded::Forwarded::Trusted(vec!["127.0.0.0/8".parse().unwrap()]);
+    *s.settings.write().unwrap() = Arc::new(new);
+    let (redirect, limited) = (
+        StatusCode::TEMPORARY_REDIRECT,
+        StatusCode::TOO_MANY_REQUESTS,
+    );
+    let get = |peer: &'static str, xff: Option<&'static str>| {
+        let s = &s;
+        async move {
+            let mut req = http::Request::builder()
+                .uri(format!("/v2/pause/blobs/{D}"))
+                .header("host", "registry.test");
+            if let Some(v) = xff {
+                req = req.header("x-forwarded-for", v);
+            }
+            let peer: SocketAddr = format!("{peer}:888").parse().unwrap();
+            let (class, source) = s.classify(peer, 8080);
+            let conn = ConnInfo {
+                peer,
+                class,
+                source,
+                checks: tokio::sync::Semaphore::new(8),
+            };
+            let r = handle(s, &conn, &req.body(()).unwrap()).await;
+            let retry = r
+                .headers()
+                .get(header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status(), retry)
+        }
+    };
+    // (what, peer, X-Forwarded-For, status, Retry-After)
+    type Case = (
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        StatusCode,
+        Option<&'static str>,
+    );
+    let cases: [Case; 8] = [
+        ("GCP, first of its burst of 2", GCP, None, redirect, None),
+        ("GCP, second", GCP, None, redirect, None),
+        // A token every 60 s.
+        ("GCP, over", GCP, None, limited, Some("60")),
+        (
+            "another client of the class",
+            "35.220.26.2",
+            None,
+            redirect,
+            None,
+        ),
+        // Behind a trusted proxy the limit follows the header's client.
+        (
+            "through the proxy, eu-west-3",
+            "127.0.0.1",
+            Some("35.180.1.1"),
+            redirect,
+            None,
+        ),
+        (
+            "through the proxy, eu-west-3 again: over",
+            "127.0.0.1",
+            Some("35.180.1.1"),
+            limited,
+            Some("60"),
+        ),
+        (
+            "through the proxy, another client",
+            "127.0.0.1",
+            Some("35.180.1.2"),
+            redirect,
+            None,
+        ),
+        // The proxy's own requests are its own client.
+        ("the proxy itself", "127.0.0.1", None, redirect, None),
+    ];
+    let mut failures = Vec::new();
+    for (name, peer, xff, status, retry) in cases {
+        let got = get(peer, xff).await;
+        if got != (status, retry.map(str::to_owned)) {
+            failures.push(format!("{name}: {got:?}, expected {status} {retry:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let text = s.metrics.encode();
+    for series in [
+        r#"steer_requests_limited_total{provider="gcp",region="europe-north1"} 1"#,
+        r#"steer_requests_limited_total{provider="aws",region="eu-west-3"} 1"#,
+    ] {
+        assert!(text.contains(series), "no {series} in\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(r#"steer_requests_total{route="limited",status="429""#)),
+        "{text}"
     );
 }

@@ -1,5 +1,6 @@
-//! `steer_xdp_syns_total` and `steer_xdp_dropped_syns_total`: the XDP
-//! program's per-class counters, read from the kernel at each scrape.
+//! `steer_xdp_syns_total`, `steer_xdp_dropped_syns_total` and
+//! `steer_xdp_rate_limited_syns_total`: the XDP program's per-class
+//! counters, read from the kernel at each scrape.
 
 use std::sync::{Arc, RwLock};
 
@@ -53,7 +54,7 @@ impl Collector for XdpCounters {
             })
             .collect();
         type Field = fn(&ClassCounters) -> u64;
-        let series: [(&str, &str, Field); 2] = [
+        let series: [(&str, &str, Field); 3] = [
             (
                 "xdp_syns",
                 "SYNs to the service port classified by XDP, per class",
@@ -63,6 +64,11 @@ impl Collector for XdpCounters {
                 "xdp_dropped_syns",
                 "SYNs dropped by a class policy in XDP",
                 |c| c.dropped,
+            ),
+            (
+                "xdp_rate_limited_syns",
+                "SYNs dropped in XDP because their source was over [policy] syn_rate",
+                |c| c.rate_limited,
             ),
         ];
         for (name, help, field) in series {

@@ -8,13 +8,13 @@ use std::{
 
 use aya::{
     Ebpf,
-    maps::{Array, LpmTrie, Map, MapData, MapError, lpm_trie::Key},
+    maps::{Array, LpmTrie, Map, MapData, MapError, PerCpuArray, lpm_trie::Key},
 };
 use steer_ebpf::{CLASS_NAME_LEN, map_names};
 use tracing::warn;
 
 use super::kernel_maps::decode_name;
-use crate::{CLASS_UNKNOWN, Class, Error, MAX_CLASSES};
+use crate::{CLASS_UNKNOWN, Class, ClassCounters, Error, MAX_CLASSES, Policy};
 
 /// The maps a reader needs, plus the counters for bpftool users.
 fn pinned_names() -> impl Iterator<Item = &'static str> {
@@ -23,6 +23,7 @@ fn pinned_names() -> impl Iterator<Item = &'static str> {
         map_names::CLASS_NAMES,
         map_names::CLASS_COUNTERS,
         map_names::OUTCOME_COUNTERS,
+        map_names::POLICY,
     ]
     .into_iter()
     .chain(map_names::LPM_V4)
@@ -69,6 +70,10 @@ pub struct LiveAnswer {
     pub class: u32,
     /// The class's name as that generation recorded it.
     pub name: Option<Class>,
+    /// The class's policy in force: drop, or its SYN limit per source.
+    pub policy: Policy,
+    /// The class's SYN counters in that generation, summed over CPUs.
+    pub counters: ClassCounters,
 }
 
 /// Read-only view of the maps another process pinned with [`super::Steer::pin`].
@@ -78,6 +83,8 @@ pub struct LiveMaps {
     names: Array<MapData, [u8; CLASS_NAME_LEN]>,
     v4: [LpmTrie<MapData, [u8; 4], u32>; 2],
     v6: [LpmTrie<MapData, [u8; 16], u32>; 2],
+    policy: Array<MapData, Policy>,
+    counters: PerCpuArray<MapData, ClassCounters>,
 }
 
 impl LiveMaps {
@@ -101,6 +108,8 @@ impl LiveMaps {
             dir: dir.to_owned(),
             active: convert(typed(map_names::ACTIVE)?)?,
             names: convert(typed(map_names::CLASS_NAMES)?)?,
+            policy: convert(typed(map_names::POLICY)?)?,
+            counters: convert(typed(map_names::CLASS_COUNTERS)?)?,
             v4: [
                 convert(typed(map_names::LPM_V4[0])?)?,
                 convert(typed(map_names::LPM_V4[1])?)?,
@@ -149,10 +158,25 @@ impl LiveMaps {
                 })?;
             decode_name(&raw)
         };
+        let slot = index as u32 * MAX_CLASSES + class;
+        let policy = self.policy.get(&slot, 0).map_err(|source| Error::Map {
+            name: map_names::POLICY,
+            source,
+        })?;
+        let per_cpu = self.counters.get(&slot, 0).map_err(|source| Error::Map {
+            name: map_names::CLASS_COUNTERS,
+            source,
+        })?;
+        let mut counters = ClassCounters::default();
+        for c in per_cpu.iter() {
+            super::generations::add(&mut counters, c);
+        }
         Ok(LiveAnswer {
             generation,
             class,
             name,
+            policy,
+            counters,
         })
     }
 }
