@@ -51,6 +51,21 @@ pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 /// Number of slots in the service-port array: one per TCP port.
 pub const PORT_SLOTS: u32 = 1 << 16;
 
+/// The direct-indexed IPv4 table (DIR-16-8-8): the top 16 bits of an
+/// address index the first level; an entry is a class id, or (with
+/// [`DIR_POINTER`]) the number of a 256-entry chunk of the next level,
+/// indexed by the next 8 bits. At most three dependent array loads, where
+/// the LPM trie walks up to 32 nodes. Each generation has its own slice
+/// of each level.
+pub const DIR_L1_ENTRIES: u32 = 1 << 16;
+/// Chunks per generation at the second and third levels. The real
+/// AWS+GCP table needs 857 and 972; a table that needs more is served by
+/// the LPM trie instead (its generation's ready flag stays 0).
+pub const DIR_CHUNKS: u32 = 2048;
+pub const DIR_CHUNK: u32 = 256;
+/// Marks an entry that points to a chunk rather than holding a class.
+pub const DIR_POINTER: u32 = 1 << 31;
+
 /// Map names as they appear in the object file.
 pub mod map_names {
     /// The active generation number (one u32); its low bit picks the tries.
@@ -69,6 +84,12 @@ pub mod map_names {
     pub const POLICY: &str = "STEER_POLICY";
     /// Per-source SYN buckets (LRU).
     pub const SYN_BUCKETS: &str = "STEER_SYN_BUCKETS";
+    /// The three levels of the IPv4 direct table, both generations.
+    pub const DIR_L1: &str = "STEER_DIR_L1";
+    pub const DIR_L2: &str = "STEER_DIR_L2";
+    pub const DIR_L3: &str = "STEER_DIR_L3";
+    /// Per generation: 1 when its direct table is complete and in use.
+    pub const DIR_READY: &str = "STEER_DIR_READY";
 }
 
 /// Program names as they appear in the object files.

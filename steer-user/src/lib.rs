@@ -5,9 +5,11 @@
 //! - [`table`]: entries compiled into one immutable table with dense class ids.
 //! - [`ranges`]: the sources a service loads, reloaded keeping the last good state.
 //! - [`classifier`]: the longest-prefix classifier in userspace, built from that table.
+//! - [`dir_table`]: the kernel's direct-indexed IPv4 table, compiled from it.
 //! - [`xdp`]: the XDP program: load, attach, fill maps, read flows and counters.
 
 pub mod classifier;
+pub mod dir_table;
 mod error;
 pub mod feeds;
 mod flow_slots;

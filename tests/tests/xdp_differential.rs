@@ -3,10 +3,12 @@
 //! The real AWS+GCP table is loaded into the kernel maps and into the
 //! userspace classifier. For every prefix's first and last address, their
 //! outside neighbours, and 100,000 seeded random addresses (half inside
-//! random prefixes, half anywhere), the kernel's answer (a SYN through
-//! BPF_PROG_TEST_RUN, then the flow slot) must equal the userspace answer.
-//! A sample is also checked against a brute-force scan of the table.
-//! Needs root.
+//! random prefixes, half anywhere), three answers must agree: the
+//! program's (a SYN through BPF_PROG_TEST_RUN, then the flow slot; for
+//! IPv4 that is the direct table, which the test checks is in use), the
+//! kernel's LPM trie (a map lookup: its own longest-prefix match, the
+//! reference), and the userspace classifier. A sample is also checked
+//! against a brute-force scan of the table. Needs root.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -94,6 +96,10 @@ fn kernel_and_userspace_agree_on_the_real_table() {
     steer.load_table(table.clone()).expect("load table");
     steer.set_service_ports(&[PORT]).expect("service port");
     let classifier = Classifier::new(&table);
+    assert!(
+        steer.dir_in_use().expect("ready flag"),
+        "the real table must fit the IPv4 direct table"
+    );
 
     let addrs = addresses(&table);
     assert!(
@@ -113,10 +119,12 @@ fn kernel_and_userspace_agree_on_the_real_table() {
             .flow_class(SocketAddr::new(*addr, src_port), PORT)
             .map(|f| f.class);
         let user = classifier.classify(*addr);
-        if kernel != Some(user) {
+        let trie = steer.lpm_class(*addr).expect("LPM lookup");
+        if kernel != Some(user) || trie != user {
             disagreements.push(format!(
-                "{addr} ({why}): kernel {}, userspace {}",
+                "{addr} ({why}): program {}, LPM trie {}, userspace {}",
                 name(&table, kernel),
+                name(&table, Some(trie)),
                 name(&table, Some(user))
             ));
         }

@@ -99,6 +99,7 @@ impl GenerationMaps for KernelMaps<'_> {
         let v6_name = map_names::LPM_V6[index as usize];
         let batched_v4 = write_lpm(self.0, v4_name, &v4_keys, &v4_vals, batch)?;
         let batched_v6 = write_lpm(self.0, v6_name, &v6_keys, &v6_vals, batch)?;
+        super::dir_maps::write(self.0, index, table)?;
         Ok(batch && batched_v4 && batched_v6)
     }
 

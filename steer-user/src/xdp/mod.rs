@@ -10,6 +10,7 @@
 //!   are switched in with one write.
 //! - `live`: the maps pinned in bpffs, read by other processes.
 
+mod dir_maps;
 mod generations;
 mod kernel_maps;
 mod live;
@@ -240,6 +241,37 @@ impl Steer {
     /// [`Steer::set_policy`]).
     pub fn policy_of(&self, class: &Class) -> Policy {
         self.generations.policy_of(class)
+    }
+
+    /// Whether the active generation's IPv4 lookups use the direct table
+    /// (else the LPM trie: the table did not fit).
+    pub fn dir_in_use(&self) -> Result<bool, Error> {
+        dir_maps::ready(&self.ebpf, self.generations.generation() & 1)
+    }
+
+    /// The class the active generation's LPM trie gives `addr`: the
+    /// kernel's own longest-prefix match, asked through a map lookup (the
+    /// reference the direct table is tested against).
+    pub fn lpm_class(&self, addr: std::net::IpAddr) -> Result<u32, Error> {
+        use aya::maps::{LpmTrie, MapError, lpm_trie::Key};
+        let index = (self.generations.generation() & 1) as usize;
+        let result = match addr.to_canonical() {
+            std::net::IpAddr::V4(a) => {
+                let name = steer_ebpf::map_names::LPM_V4[index];
+                let trie: LpmTrie<&aya::maps::MapData, [u8; 4], u32> = maps::typed_map(&self.ebpf, name)?;
+                (name, trie.get(&Key::new(32, a.octets()), 0))
+            }
+            std::net::IpAddr::V6(a) => {
+                let name = steer_ebpf::map_names::LPM_V6[index];
+                let trie: LpmTrie<&aya::maps::MapData, [u8; 16], u32> = maps::typed_map(&self.ebpf, name)?;
+                (name, trie.get(&Key::new(128, a.octets()), 0))
+            }
+        };
+        match result {
+            (_, Ok(c)) => Ok(c),
+            (_, Err(MapError::KeyNotFound)) => Ok(crate::CLASS_UNKNOWN),
+            (name, Err(source)) => Err(Error::Map { name, source }),
+        }
     }
 
     /// The active generation number (0 before any table was loaded).
