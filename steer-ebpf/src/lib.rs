@@ -82,7 +82,7 @@ pub mod map_names {
     pub const CLASS_COUNTERS: &str = "STEER_CLASS_COUNTERS";
     pub const OUTCOME_COUNTERS: &str = "STEER_OUTCOME_COUNTERS";
     pub const POLICY: &str = "STEER_POLICY";
-    /// Per-source SYN buckets (LRU).
+    /// Per-source SYN buckets (direct-mapped by a hash of the source).
     pub const SYN_BUCKETS: &str = "STEER_SYN_BUCKETS";
     /// The three levels of the IPv4 direct table, both generations.
     pub const DIR_L1: &str = "STEER_DIR_L1";
@@ -292,7 +292,7 @@ mod tests {
         assert_eq!(size_of::<FlowKey>(), 20);
         assert_eq!(size_of::<ClassCounters>(), 32);
         assert_eq!(size_of::<Policy>(), 16);
-        assert_eq!(size_of::<SynBucket>(), 16);
+        assert_eq!(size_of::<SynBucket>(), 24);
         assert_eq!(size_of::<PacketCounters>(), 16);
     }
 

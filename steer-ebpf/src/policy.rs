@@ -58,15 +58,20 @@ pub const MAX_REFILL_MICROS: u64 = u64::MAX / MAX_SYN_RATE_MILLI;
 /// A bucket holds this many nano-tokens per SYN.
 pub const NANO_TOKENS: u64 = 1_000_000_000;
 
-/// Sources with a SYN bucket at once: an LRU map, so the least recently
-/// seen source loses its bucket (and starts again full) when more send.
+/// Slots of the SYN bucket array (a power of two). Direct-mapped by a
+/// hash of the source, like the flow slots: a source whose slot another
+/// source took since starts again with a full bucket, so a flood from a
+/// few sources stays limited, and a spoofed flood from many new sources
+/// would get a full bucket each under any per-source scheme.
 pub const SYN_BUCKETS: u32 = 1 << 16;
 
-/// One source's SYN bucket: the key is its address (IPv4-mapped /32, or
-/// the /64 of an IPv6 address), network order.
+/// One source's SYN bucket, in the slot its address hashes to (IPv4 as
+/// its /32, IPv6 as its /64).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SynBucket {
+    /// Which source the slot holds: the tag of its hash (never 0).
+    pub tag: u64,
     /// Tokens left, in [`NANO_TOKENS`] per SYN.
     pub nano_tokens: u64,
     /// When it was last refilled (`bpf_ktime_get_ns`).
@@ -76,8 +81,9 @@ pub struct SynBucket {
 impl SynBucket {
     /// A bucket met for the first time at `now`: full, less this SYN.
     #[inline(always)]
-    pub fn first(policy: &Policy, now: u64) -> SynBucket {
+    pub fn first(policy: &Policy, now: u64, tag: u64) -> SynBucket {
         SynBucket {
+            tag,
             nano_tokens: (policy.syn_burst as u64).saturating_sub(1) * NANO_TOKENS,
             last_ns: now,
         }
@@ -122,7 +128,7 @@ mod tests {
         // 10 a second, 3 at once.
         let p = Policy::limit(10_000, 3);
         let s = 1_000_000_000;
-        let mut b = SynBucket::first(&p, s);
+        let mut b = SynBucket::first(&p, s, 1);
         let took: [bool; 3] = core::array::from_fn(|_| b.take(&p, s));
         assert_eq!(took, [true, true, false], "the first SYN made the bucket");
         // 99 ms later: not yet a token; at 100 ms, one.
@@ -148,7 +154,7 @@ mod tests {
             ),
             ("past the maximum", Policy::limit(u64::MAX, u32::MAX)),
         ] {
-            let mut b = SynBucket::first(&p, s);
+            let mut b = SynBucket::first(&p, s, 1);
             for t in [s, s + 1, u64::MAX / 2, u64::MAX] {
                 let _ = b.take(&p, t);
                 assert!(b.nano_tokens <= p.syn_burst as u64 * NANO_TOKENS, "{name}");

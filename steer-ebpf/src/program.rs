@@ -2,15 +2,15 @@
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::bpf_ktime_get_ns,
+    helpers::bpf_ktime_get_coarse_ns,
     macros::{map, xdp},
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, lpm_trie::Key},
+    maps::{Array, LpmTrie, PerCpuArray, lpm_trie::Key},
     programs::XdpContext,
 };
 use steer_ebpf::{
     BPF_F_MMAPABLE, CLASS_NAME_LEN, CLASS_UNKNOWN, ClassCounters, DIR_CHUNK, DIR_CHUNKS,
-    DIR_L1_ENTRIES, DIR_POINTER, FLOW_SLOTS, FlowKey, GENERATIONS,
-    MAX_CLASSES, MAX_PREFIXES, Outcome, PORT_SLOTS, PacketCounters, Policy, SYN_BUCKETS, SynBucket,
+    DIR_L1_ENTRIES, DIR_POINTER, FLOW_SLOTS, FlowKey, GENERATIONS, MAX_CLASSES, MAX_PREFIXES,
+    Outcome, PORT_SLOTS, PacketCounters, Policy, SYN_BUCKETS, SynBucket,
 };
 
 use crate::packet::{Source, Syn, ipv4_source, ipv6_source, parse_syn};
@@ -82,12 +82,13 @@ static OUTCOME_COUNTERS: PerCpuArray<PacketCounters> =
 #[map(name = "STEER_POLICY")]
 static POLICY: Array<Policy> = Array::with_max_entries(MAX_CLASSES * GENERATIONS, 0);
 
-/// SYN buckets of the sources of limited classes, by address (IPv4-mapped
-/// /32, IPv6 /64). Updates from two CPUs at once may lose one; a limit is
-/// a bound on abuse, not an exact count.
+/// SYN buckets of the sources of limited classes, in the slot a hash of
+/// the address (IPv4-mapped /32, IPv6 /64) picks. An array lookup is
+/// inlined by the verifier, where a hash map would cost a hash table walk
+/// and LRU bookkeeping per SYN. Updates from two CPUs at once may lose
+/// one; a limit is a bound on abuse, not an exact count.
 #[map(name = "STEER_SYN_BUCKETS")]
-static SYN_BUCKET_MAP: LruHashMap<[u8; 16], SynBucket> =
-    LruHashMap::with_max_entries(SYN_BUCKETS, 0);
+static SYN_BUCKET_ARRAY: Array<SynBucket> = Array::with_max_entries(SYN_BUCKETS, 0);
 
 #[xdp]
 pub fn steer(ctx: XdpContext) -> u32 {
@@ -195,7 +196,7 @@ fn on_syn(ctx: &XdpContext, syn: &Syn, len: u64) -> Result<(Outcome, u32), Outco
 }
 
 /// Takes a token from the bucket of `addr`'s source (IPv6: its /64),
-/// making a full one for a source not seen (or evicted) before.
+/// starting a full one when its slot holds another source.
 #[inline(always)]
 fn within_limit(addr: &[u8; 16], policy: &Policy) -> bool {
     let mut key = *addr;
@@ -203,14 +204,26 @@ fn within_limit(addr: &[u8; 16], policy: &Policy) -> bool {
     if !v4_mapped {
         key[8..].fill(0);
     }
+    let slot = FlowKey {
+        addr: key,
+        src_port: 0,
+        dst_port: 0,
+    }
+    .slot();
+    let Some(bucket) = SYN_BUCKET_ARRAY.get_ptr_mut(slot.index & (SYN_BUCKETS - 1)) else {
+        return true;
+    };
+    // The coarse clock (a tick, 1 to 4 ms) costs a fraction of the
+    // precise one, and refill in steps of a tick is fine for a limit.
     // SAFETY: a helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
-    match SYN_BUCKET_MAP.get_ptr_mut(&key) {
-        // SAFETY: a value of this map; a concurrent update from another
-        // CPU may be lost, which only loosens the limit by a SYN.
-        Some(bucket) => unsafe { (*bucket).take(policy, now) },
-        None => {
-            let _ = SYN_BUCKET_MAP.insert(&key, &SynBucket::first(policy, now), 0);
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    // SAFETY: an in-bounds array slot; a concurrent update from another
+    // CPU may be lost, which only loosens the limit by a SYN.
+    unsafe {
+        if (*bucket).tag == slot.tag {
+            (*bucket).take(policy, now)
+        } else {
+            *bucket = SynBucket::first(policy, now, slot.tag);
             true
         }
     }

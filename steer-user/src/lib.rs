@@ -23,7 +23,8 @@ pub mod xdp;
 pub use classifier::Classifier;
 pub use error::{Error, FeedError};
 pub use steer_ebpf::{
-    CLASS_UNKNOWN, ClassCounters, FlowKey, MAX_CLASSES, Outcome, PacketCounters, Policy,
+    CLASS_UNKNOWN, ClassCounters, FlowKey, MAX_CLASSES, MAX_SYN_RATE_MILLI, Outcome,
+    PacketCounters, Policy,
 };
 pub use table::{Class, RangeTable};
 pub use xdp::{AttachMode, FlowClass, LiveAnswer, LiveMaps, Steer, TableLoad, WriteMode, flow_key};

@@ -37,8 +37,20 @@ pub(super) fn write(ebpf: &mut Ebpf, index: u32, table: &RangeTable) -> Result<b
         &dir.l1,
     )?;
     let entries = DIR_CHUNKS * DIR_CHUNK * GENERATIONS;
-    copy_into(ebpf, map_names::DIR_L2, entries, index as usize * chunk_area, &dir.l2)?;
-    copy_into(ebpf, map_names::DIR_L3, entries, index as usize * chunk_area, &dir.l3)?;
+    copy_into(
+        ebpf,
+        map_names::DIR_L2,
+        entries,
+        index as usize * chunk_area,
+        &dir.l2,
+    )?;
+    copy_into(
+        ebpf,
+        map_names::DIR_L3,
+        entries,
+        index as usize * chunk_area,
+        &dir.l3,
+    )?;
     set_ready(ebpf, index, true)?;
     Ok(true)
 }
@@ -52,7 +64,7 @@ pub(super) fn ready(ebpf: &Ebpf, index: u32) -> Result<bool, Error> {
         .map_err(|source| Error::Map { name, source })
 }
 
-fn set_ready(ebpf: &mut Ebpf, index: u32, ready: bool) -> Result<(), Error> {
+pub(super) fn set_ready(ebpf: &mut Ebpf, index: u32, ready: bool) -> Result<(), Error> {
     let name = map_names::DIR_READY;
     let mut map: Array<&mut MapData, u32> = typed_map_mut(ebpf, name)?;
     map.set(index, u32::from(ready), 0)

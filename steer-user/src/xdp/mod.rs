@@ -249,6 +249,13 @@ impl Steer {
         dir_maps::ready(&self.ebpf, self.generations.generation() & 1)
     }
 
+    /// Sends the active generation's IPv4 lookups to the LPM trie (the
+    /// direct table's flag cleared) until the next table load: the
+    /// bench's reference row.
+    pub fn lpm_only(&mut self) -> Result<(), Error> {
+        dir_maps::set_ready(&mut self.ebpf, self.generations.generation() & 1, false)
+    }
+
     /// The class the active generation's LPM trie gives `addr`: the
     /// kernel's own longest-prefix match, asked through a map lookup (the
     /// reference the direct table is tested against).
@@ -258,12 +265,14 @@ impl Steer {
         let result = match addr.to_canonical() {
             std::net::IpAddr::V4(a) => {
                 let name = steer_ebpf::map_names::LPM_V4[index];
-                let trie: LpmTrie<&aya::maps::MapData, [u8; 4], u32> = maps::typed_map(&self.ebpf, name)?;
+                let trie: LpmTrie<&aya::maps::MapData, [u8; 4], u32> =
+                    maps::typed_map(&self.ebpf, name)?;
                 (name, trie.get(&Key::new(32, a.octets()), 0))
             }
             std::net::IpAddr::V6(a) => {
                 let name = steer_ebpf::map_names::LPM_V6[index];
-                let trie: LpmTrie<&aya::maps::MapData, [u8; 16], u32> = maps::typed_map(&self.ebpf, name)?;
+                let trie: LpmTrie<&aya::maps::MapData, [u8; 16], u32> =
+                    maps::typed_map(&self.ebpf, name)?;
                 (name, trie.get(&Key::new(128, a.octets()), 0))
             }
         };
