@@ -195,6 +195,7 @@ fn a_syn_flood_from_one_source_is_dropped_in_xdp_while_others_are_served() {
         &[AWS4, CLIENTS[0], CLIENTS[1]],
     );
     let dir = tempfile::tempdir().unwrap();
+    let pins = steer_tests::PinDir::new("flood");
     let config = dir.path().join("steer.toml");
     // Every source: 20 SYNs at once, then 50 a second.
     std::fs::write(
@@ -214,7 +215,8 @@ fn a_syn_flood_from_one_source_is_dropped_in_xdp_while_others_are_served() {
             "steer-fs",
             "--xdp-mode",
             "native",
-            "--no-pin",
+            "--pin-dir",
+            pins.path().to_str().unwrap(),
             "--snapshot",
             "/nonexistent/x",
             "--config",
@@ -312,5 +314,37 @@ fn a_syn_flood_from_one_source_is_dropped_in_xdp_while_others_are_served() {
     ] {
         assert!(metrics.contains(want), "no {want} in\n{metrics}");
     }
+    // explain --kernel reads the policy in force and the class's counts
+    // from the pinned maps.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_redirector"))
+        .args([
+            "explain",
+            "--kernel",
+            "--snapshot",
+            "/nonexistent/x",
+            "--pin-dir",
+        ])
+        .arg(pins.path())
+        .arg("--config")
+        .arg(&config)
+        .arg(AWS4)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(
+            "policy   SYNs: 50/s per source, 20 at once; XDP drops the rest ([policy] syn_rate)"
+        ),
+        "{text}"
+    );
+    let want = format!(
+        "kernel   policy 50/s per source, 20 at once; {syns} SYNs, {limited} dropped ({limited} over the limit)"
+    );
+    assert!(text.contains(&want), "no `{want}` in\n{text}");
     drop(running);
 }
