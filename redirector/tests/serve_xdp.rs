@@ -72,6 +72,9 @@ fn direct_clients_are_classified_by_xdp() {
             "--xdp-mode",
             "generic",
             "--no-pin",
+            // The connection held across the policy change waits idle.
+            "--handshake-timeout",
+            "60s",
             "--snapshot",
             "/nonexistent/x",
             "--config",
@@ -143,9 +146,29 @@ fn direct_clients_are_classified_by_xdp() {
             assert!(Instant::now() < deadline, "policy never took effect");
         }
     };
+    // A connection made before the policy stays up through it: only SYNs
+    // read the policy.
+    let mut live = cli
+        .spawn(move || steer_tests::tcp::connect_from(Some(AWS4), server, Duration::from_secs(10)))
+        .join()
+        .unwrap();
     policy("\"aws/eu-west-3\"");
     until(false);
     assert!(connects(UNLISTED4), "another class was dropped too");
+    {
+        use std::io::{Read as _, Write as _};
+        write!(
+            live,
+            "GET /v2/pause/blobs/{D} HTTP/1.1\r\nHost: steer.test\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = live.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 307"),
+            "a connection made before the drop policy: {answer:?}"
+        );
+    }
     let metrics = srv
         .spawn(move || http_get(None, admin, "/metrics"))
         .join()
