@@ -218,7 +218,7 @@ fn demo(redirector: PathBuf, feeds: Vec<String>, screenshot: Option<PathBuf>) {
     if let Some(png) = screenshot {
         // The admin listener's page, in the browser the tests use.
         let url = "http://127.0.0.1:9102/report";
-        steer_tests::browser::screenshot(&t.redirector_ns, t.dir.path(), url, &png, 1000, 1300);
+        steer_tests::browser::screenshot(&t.redirector_ns, t.dir.path(), url, &png, 1280, 1200);
         println!("  {url} rendered by Chromium: {}", png.display());
     }
     println!();
