@@ -202,30 +202,15 @@ fn every_metric_the_rules_and_the_dashboard_name_is_exported() {
         ),
     )
     .unwrap();
-    let launch = Launch {
-        binary: env!("CARGO_BIN_EXE_redirector").into(),
-        args: [
-            "serve",
-            "--listen",
-            "192.0.2.1:8080",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--xdp-iface",
-            "steer-os",
-            "--xdp-mode",
-            "generic",
-            "--no-pin",
-            "--snapshot",
-            "/nonexistent/x",
-            "--config",
-        ]
-        .map(str::to_owned)
-        .into_iter()
-        .chain([config.display().to_string()])
-        .collect(),
-        log: dir.path().join("redirector.log"),
-        ..Launch::default()
-    };
+    let launch = Launch::serve_xdp(
+        env!("CARGO_BIN_EXE_redirector").as_ref(),
+        &config,
+        "steer-os",
+        "generic",
+        None,
+        dir.path(),
+        &[],
+    );
     let running = Redirector::start(Some(&srv), &launch);
     let admin = running.admin;
     // A backend is sent clients only once its proof matched.

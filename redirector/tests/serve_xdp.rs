@@ -59,33 +59,16 @@ fn direct_clients_are_classified_by_xdp() {
     )
     .unwrap();
 
-    let launch = Launch {
-        binary: env!("CARGO_BIN_EXE_redirector").into(),
-        args: [
-            "serve",
-            "--listen",
-            "192.0.2.1:8080",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--xdp-iface",
-            "steer-xs",
-            "--xdp-mode",
-            "generic",
-            "--no-pin",
-            // The connection held across the policy change waits idle.
-            "--handshake-timeout",
-            "60s",
-            "--snapshot",
-            "/nonexistent/x",
-            "--config",
-        ]
-        .map(str::to_owned)
-        .into_iter()
-        .chain([config.display().to_string()])
-        .collect(),
-        log: dir.path().join("redirector.log"),
-        ..Launch::default()
-    };
+    // The connection held across the policy change waits idle.
+    let launch = Launch::serve_xdp(
+        env!("CARGO_BIN_EXE_redirector").as_ref(),
+        &config,
+        "steer-xs",
+        "generic",
+        None,
+        dir.path(),
+        &["--handshake-timeout", "60s"],
+    );
     let running = Redirector::start(Some(&srv), &launch);
     let admin = running.admin;
     let server: SocketAddr = (SERVER4.parse::<IpAddr>().unwrap(), 8080).into();
@@ -226,31 +209,15 @@ fn a_syn_flood_from_one_source_is_dropped_in_xdp_while_others_are_served() {
         "[upstream]\nregistry = \"http://192.0.2.99\"\n\n[policy]\nsyn_rate = { default = \"50/s\" }\nsyn_burst = { default = 20 }\n",
     )
     .unwrap();
-    let launch = Launch {
-        binary: env!("CARGO_BIN_EXE_redirector").into(),
-        args: [
-            "serve",
-            "--listen",
-            "192.0.2.1:8080",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--xdp-iface",
-            "steer-fs",
-            "--xdp-mode",
-            "native",
-            "--pin-dir",
-            pins.path().to_str().unwrap(),
-            "--snapshot",
-            "/nonexistent/x",
-            "--config",
-        ]
-        .map(str::to_owned)
-        .into_iter()
-        .chain([config.display().to_string()])
-        .collect(),
-        log: dir.path().join("redirector.log"),
-        ..Launch::default()
-    };
+    let launch = Launch::serve_xdp(
+        env!("CARGO_BIN_EXE_redirector").as_ref(),
+        &config,
+        "steer-fs",
+        "native",
+        Some(pins.path()),
+        dir.path(),
+        &[],
+    );
     let running = Redirector::start(Some(&srv), &launch);
     let admin = running.admin;
     let server: SocketAddr = (SERVER4.parse::<IpAddr>().unwrap(), 8080).into();

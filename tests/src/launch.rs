@@ -7,7 +7,7 @@ use std::{
     fs::OpenOptions,
     net::SocketAddr,
     os::{fd::RawFd, unix::process::CommandExt},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, ExitStatus, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -36,6 +36,51 @@ pub struct Launch {
     /// A socket to hand it as fd 3, as systemd's socket activation does
     /// (the wrapper sets LISTEN_PID and LISTEN_FDS).
     pub listen_fd: Option<RawFd>,
+}
+
+impl Launch {
+    /// `binary serve --config CONFIG` on 192.0.2.1:8080 (the server
+    /// address of the namespace tests) with XDP on `iface` in `mode`,
+    /// the admin listener on a port the kernel picks, no snapshot, maps
+    /// pinned under `pins` (or not pinned), then `extra`; logging to
+    /// `dir/redirector.log`.
+    pub fn serve_xdp(
+        binary: &Path,
+        config: &Path,
+        iface: &str,
+        mode: &str,
+        pins: Option<&Path>,
+        dir: &Path,
+        extra: &[&str],
+    ) -> Launch {
+        let mut args: Vec<String> = [
+            "serve",
+            "--listen",
+            "192.0.2.1:8080",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--xdp-iface",
+            iface,
+            "--xdp-mode",
+            mode,
+            "--snapshot",
+            "/nonexistent/x",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        match pins {
+            Some(p) => args.extend(["--pin-dir".to_owned(), p.display().to_string()]),
+            None => args.push("--no-pin".to_owned()),
+        }
+        args.extend(["--config".to_owned(), config.display().to_string()]);
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        Launch {
+            binary: binary.to_owned(),
+            args,
+            log: dir.join("redirector.log"),
+            ..Launch::default()
+        }
+    }
 }
 
 pub struct Redirector {
