@@ -52,22 +52,22 @@ impl ClassRates {
         self.classes.get(class).copied().or(self.default)
     }
 
+    /// Every limit by the key the config names it with: `default` first,
+    /// then `unknown` or `provider/region` (as `Class` displays them).
+    pub fn entries(&self) -> impl Iterator<Item = (String, &Rate)> {
+        let named = self.classes.iter().map(|(c, r)| (c.to_string(), r));
+        self.default
+            .iter()
+            .map(|r| ("default".to_owned(), r))
+            .chain(named)
+    }
+
     /// For `check-config`: `default 100/s (burst 200), aws/x 5/s (burst 5)`.
     pub fn describe(&self) -> String {
-        let show = |r: &Rate| format!("{}/s (burst {})", r.per_second, r.burst);
-        let mut parts: Vec<String> = self
-            .default
-            .iter()
-            .map(|r| format!("default {}", show(r)))
+        let parts: Vec<String> = self
+            .entries()
+            .map(|(name, r)| format!("{name} {}/s (burst {})", r.per_second, r.burst))
             .collect();
-        for (c, r) in &self.classes {
-            let name = if c.is_unknown() {
-                "unknown".to_owned()
-            } else {
-                c.to_string()
-            };
-            parts.push(format!("{name} {}", show(r)));
-        }
         if parts.is_empty() {
             "none".to_owned()
         } else {

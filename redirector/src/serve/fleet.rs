@@ -24,6 +24,11 @@ impl EncodeLabelSet for NameLabel {
     }
 }
 
+/// The payer and price label of the upstream registry, shared so a blob
+/// sent upstream clones a pointer rather than allocating a name.
+pub static UPSTREAM: std::sync::LazyLock<Arc<str>> =
+    std::sync::LazyLock::new(|| Arc::from("upstream"));
+
 /// A dollar amount that only grows.
 type Dollars = Counter<f64, AtomicU64>;
 
@@ -84,12 +89,12 @@ impl FleetMetrics {
         self.budgets.clear();
         let dollars = |micro: u64| micro as f64 / 1e6;
         self.prices
-            .get_or_create(&NameLabel("backend", Arc::from("upstream")))
+            .get_or_create(&NameLabel("backend", UPSTREAM.clone()))
             .set(dollars(settings.upstream_micro_dollars_per_gb));
         // Every payer's cost exists from the start, at zero.
         let _ = self
             .cost
-            .get_or_create(&NameLabel("payer", Arc::from("upstream")));
+            .get_or_create(&NameLabel("payer", UPSTREAM.clone()));
         for b in settings.backends.list() {
             let _ = self.cost.get_or_create(&NameLabel("payer", b.name.clone()));
             let name = NameLabel("backend", b.name.clone());

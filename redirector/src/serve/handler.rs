@@ -142,7 +142,7 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
                             })
                             .inc_by(size);
                         state.metrics.fleet.bytes_sent(
-                            &Arc::from("upstream"),
+                            &super::fleet::UPSTREAM,
                             size,
                             settings.upstream_micro_dollars_per_gb,
                             None,

@@ -105,20 +105,7 @@ impl LimitMetrics {
         self.rates.clear();
         self.bursts.clear();
         for (kind, limits) in [("syn", syn), ("request", requests)] {
-            let named = limits.classes.iter().map(|(c, r)| {
-                let name = if c.is_unknown() {
-                    "unknown".to_owned()
-                } else {
-                    c.to_string()
-                };
-                (name, r)
-            });
-            for (class, r) in limits
-                .default
-                .iter()
-                .map(|r| ("default".to_owned(), r))
-                .chain(named)
-            {
+            for (class, r) in limits.entries() {
                 let labels = vec![("kind", kind.to_owned()), ("class", class)];
                 self.rates.get_or_create(&labels).set(r.per_second);
                 self.bursts.get_or_create(&labels).set(r.burst.into());

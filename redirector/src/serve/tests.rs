@@ -14,13 +14,13 @@ use std::{
     },
 };
 
-use http::{Method, StatusCode, header};
+use http::{Method, Response, StatusCode, header};
 use steer_user::ranges::RangeSources;
 
 use super::{
     BlobProbe, Presence, State,
     blob_check::BlobChecker,
-    handler::{ConnInfo, handle},
+    handler::{Body, ConnInfo, handle},
 };
 use crate::config::{Config, Layer, settings};
 
@@ -91,13 +91,8 @@ type Case = (
     Option<String>,
 );
 
-/// What `handle` answers to `req` from `client` on a direct connection:
-/// the status and the Location, if any.
-async fn answer(
-    state: &State,
-    client: &str,
-    req: http::Request<()>,
-) -> (StatusCode, Option<String>) {
+/// What `handle` answers to `req` from `client` on a direct connection.
+async fn respond(state: &State, client: &str, req: http::Request<()>) -> Response<Body> {
     let peer: SocketAddr = format!("{client}:888").parse().unwrap();
     let (class, source) = state.classify(peer, 8080);
     let conn = ConnInfo {
@@ -106,7 +101,16 @@ async fn answer(
         source,
         checks: tokio::sync::Semaphore::new(8),
     };
-    let r = handle(state, &conn, &req).await;
+    handle(state, &conn, &req).await
+}
+
+/// The status and the Location, if any, of [`respond`].
+async fn answer(
+    state: &State,
+    client: &str,
+    req: http::Request<()>,
+) -> (StatusCode, Option<String>) {
+    let r = respond(state, client, req).await;
     let location = r
         .headers()
         .get(header::LOCATION)
@@ -574,15 +578,7 @@ async fn clients_over_their_request_rate_get_429_with_retry_after() {
             if let Some(v) = xff {
                 req = req.header("x-forwarded-for", v);
             }
-            let peer: SocketAddr = format!("{peer}:888").parse().unwrap();
-            let (class, source) = s.classify(peer, 8080);
-            let conn = ConnInfo {
-                peer,
-                class,
-                source,
-                checks: tokio::sync::Semaphore::new(8),
-            };
-            let r = handle(s, &conn, &req.body(()).unwrap()).await;
+            let r = respond(s, peer, req.body(()).unwrap()).await;
             let retry = r
                 .headers()
                 .get(header::RETRY_AFTER)

@@ -33,8 +33,9 @@ pub trait GenerationMaps: CounterMaps {
     /// Empties both tries of slot `index` (contents unknown).
     fn clear_tries(&mut self, index: u32) -> Result<(), Error>;
     fn remove_prefixes(&mut self, index: u32, v4: &[Ipv4Net], v6: &[Ipv6Net]) -> Result<(), Error>;
-    /// Writes every prefix of `table`; returns whether one batch write
-    /// per trie was used.
+    /// Writes every prefix of `table` (the tries, and in the kernel the
+    /// IPv4 direct table); returns whether one batch write per trie was
+    /// used.
     fn write_prefixes(
         &mut self,
         index: u32,
