@@ -122,6 +122,8 @@ fn serve_in_process() -> SocketAddr {
         "127.0.0.1:0",
         "--snapshot",
         "/nonexistent/x",
+        "--workers",
+        "1",
     ];
     let Ok(Cli {
         command: Command::Serve(args),

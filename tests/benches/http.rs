@@ -7,24 +7,32 @@
 //!    with the same status and Location, or the bench fails.
 //! 2. Load, keep-alive (64 connections) and a new connection per request
 //!    (16), several rounds, the servers taking turns, a quiet-machine
-//!    check before each run.
-//! 3. The direct-client path: the redirector reading each connection's
+//!    check before each run; user and system CPU per request apart.
+//!    - pinned (the default with two CPUs or more): each server one worker
+//!      on CPU 0, wrk one thread on CPU 1;
+//!    - shared cores: two workers each, wrk two threads, all unpinned.
+//! 3. TLS, pinned: a new TLS connection per request, the redirector's
+//!    rustls against nginx's OpenSSL with the same certificate.
+//! 4. The direct-client path: the redirector reading each connection's
 //!    class from XDP against the same redirector classifying in
 //!    userspace, with no proxy header.
+//! 5. Counts that hold still on a busy machine: system calls per request
+//!    (strace) and userspace instructions per request (callgrind), from
+//!    two fixed-count runs of a fresh server each.
 //!
-//! Prints a Markdown table (ratios to nginx, or to the userspace
-//! classifier for the direct path) and writes JSON to
-//! `target/bench-http.json`. Needs root; `STEER_REDIRECTOR_BIN` names the
-//! binary (`cargo xtask bench http` builds it), `STEER_BENCH_SECONDS`
-//! (default 5) and `STEER_BENCH_ROUNDS` (default 3) size the run. For
-//! profiling, `STEER_BENCH_ONLY=steer` loads only the servers whose name
-//! starts with it and `STEER_BENCH_MODE=keep-alive` only that mode (the
-//! correctness pass still covers every server).
+//! Prints Markdown tables (ratios to nginx, or to the userspace
+//! classifier for the direct path) and each goal met or missed, and
+//! writes JSON to `target/bench-http.json`. Needs root.
+//! `STEER_REDIRECTOR_BIN` names the binary (`cargo xtask bench http`
+//! builds it); `STEER_BENCH_SECONDS` (default 5), `STEER_BENCH_ROUNDS`
+//! (3) and `STEER_BENCH_COUNT` (1000: the smaller request count of the
+//! counting runs) size the run; `STEER_BENCH_CORES` (`pinned,shared`)
+//! and `STEER_BENCH_PARTS` (`load,tls,direct,counts`) choose what runs.
+//! For profiling, `STEER_BENCH_ONLY=steer` loads only the servers whose
+//! name starts with it and `STEER_BENCH_MODE=keep-alive` only that mode.
 
 use std::{
-    net::SocketAddr,
     path::{Path, PathBuf},
-    process::Stdio,
     time::Duration,
 };
 
@@ -32,52 +40,65 @@ use steer_tests::{
     feed_server::FeedServer,
     http_bench::{
         Request, ask,
-        load::{cpu_micros, memory_kib, process_tree, wait_quiet, wrk, wrk_script},
-        peers::{BACKEND_REGIONS, Backend, haproxy_config, nginx_config, redirector_config},
+        counts::{Conn, Count, Subject, Tool},
+        load::{Load, cpu_times, memory_kib, wait_quiet, wrk, wrk_script},
+        peers::{BACKEND_REGIONS, Backend, Shape, haproxy_config, nginx_config, redirector_config},
         report::{Round, Series, json, markdown},
         request_set,
+        servers::{CLIENT_CPU, Launch, SERVER_CPU, Server},
     },
+    loopback::self_signed,
     netns::Netns,
-    process::{Running, is_root},
-    pulls::servers::wait_listening,
+    process::is_root,
 };
 use steer_user::ranges::RangeSources;
 
-const NGINX: u16 = 8081;
-const HAPROXY: u16 = 8082;
-const REDIRECTOR: u16 = 8083;
-const DIRECT_XDP: u16 = 8084;
-const DIRECT_USERSPACE: u16 = 8085;
+#[path = "http/goals.rs"]
+mod goals;
+
 /// The direct clients' address (in AWS eu-west-3), on the namespace's lo:
 /// wrk connecting to it gets it as its source address too.
 const DIRECT_ADDR: &str = "35.180.1.1";
 
-struct Server {
-    name: &'static str,
-    port: u16,
-    addr: &'static str,
-    process: Running,
+/// Where servers and the load generator run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Cores {
+    /// Each server one worker on CPU 0, wrk one thread on CPU 1.
+    Pinned,
+    /// Two workers each, wrk two threads, the scheduler decides.
+    Shared,
 }
 
-/// nginx's workers outlive a killed master: the whole tree goes, children
-/// first, before `Running` reaps the server itself.
-impl Drop for Server {
-    fn drop(&mut self) {
-        for pid in process_tree(self.pid()).into_iter().rev() {
-            // SAFETY: kill on processes this server started.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+impl Cores {
+    fn section(self) -> &'static str {
+        match self {
+            Cores::Pinned => "pinned",
+            Cores::Shared => "shared cores",
         }
     }
+
+    fn workers(self) -> u32 {
+        match self {
+            Cores::Pinned => 1,
+            Cores::Shared => 2,
+        }
+    }
+
+    fn server_cpu(self) -> Option<usize> {
+        (self == Cores::Pinned).then_some(SERVER_CPU)
+    }
 }
 
-impl Server {
-    fn pid(&self) -> u32 {
-        self.process.0.id()
-    }
-
-    fn socket(&self) -> SocketAddr {
-        format!("{}:{}", self.addr, self.port).parse().unwrap()
-    }
+/// Everything the parts of the run share.
+struct Bench {
+    ns: Netns,
+    dir: PathBuf,
+    redirector: PathBuf,
+    table: std::sync::Arc<steer_user::RangeTable>,
+    backends: Vec<Backend>,
+    requests: Vec<Request>,
+    seconds: u32,
+    rounds: u32,
 }
 
 fn env_u32(name: &str, default: u32) -> u32 {
@@ -85,6 +106,11 @@ fn env_u32(name: &str, default: u32) -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+fn wanted(var: &str, default: &str, what: &str) -> bool {
+    let list = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+    list.split(',').any(|p| p.trim() == what)
 }
 
 fn main() {
@@ -104,19 +130,23 @@ fn main() {
         "{} is missing: `cargo xtask bench http` builds it",
         redirector.display()
     );
-    let seconds = env_u32("STEER_BENCH_SECONDS", 5);
-    let rounds = env_u32("STEER_BENCH_ROUNDS", 3);
-
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let default_cores = if cpus >= 2 { "pinned,shared" } else { "shared" };
     let ranges = RangeSources::default()
         .load(None)
         .expect("the embedded snapshot")
         .ranges;
     let table = ranges.table.clone();
     let requests = request_set(&table, 2000, 42);
-    let dir = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix("steer-bench-http-")
         .tempdir()
         .expect("temporary directory");
+    // STEER_BENCH_KEEP keeps the configs, logs and the tools' outputs.
+    let (dir, _tmp) = match std::env::var_os("STEER_BENCH_KEEP") {
+        Some(_) => (tmp.keep(), None),
+        None => (tmp.path().to_owned(), Some(tmp)),
+    };
     let ns = Netns::new("bench-http");
     ns.ip(&["addr", "add", &format!("{DIRECT_ADDR}/32"), "dev", "lo"]);
 
@@ -147,158 +177,74 @@ fn main() {
             base_url: bucket.url(name),
         })
         .collect();
-
-    let d = dir.path();
-    std::fs::write(
-        d.join("nginx.conf"),
-        nginx_config(d, NGINX, &table, &backends),
-    )
-    .unwrap();
-    std::fs::write(
-        d.join("haproxy.cfg"),
-        haproxy_config(d, HAPROXY, &table, &backends),
-    )
-    .unwrap();
-    std::fs::write(d.join("steer.toml"), redirector_config(&backends)).unwrap();
-    let start =
-        |name: &'static str, port: u16, addr: &'static str, mut cmd: std::process::Command| {
-            let child = cmd
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-            let s = Server {
-                name,
-                port,
-                addr,
-                process: Running(child),
-            };
-            wait_listening(&ns, s.socket(), name);
-            s
-        };
-    let redirector_cmd = |listen: String, extra: &[&str]| {
-        let mut c = ns.command(&redirector);
-        c.args([
-            "serve",
-            "--listen",
-            &listen,
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--no-pin",
-        ])
-        .args(["--snapshot", "/nonexistent/steer-bench"])
-        .arg("--config")
-        .arg(d.join("steer.toml"))
-        .args(extra)
-        .env("RUST_LOG", "warn");
-        c
+    let bench = Bench {
+        ns,
+        dir,
+        redirector,
+        table,
+        backends,
+        requests,
+        seconds: env_u32("STEER_BENCH_SECONDS", 5),
+        rounds: env_u32("STEER_BENCH_ROUNDS", 3),
     };
-    let mut nginx = ns.command("nginx");
-    nginx
-        .arg("-p")
-        .arg(d)
-        .arg("-c")
-        .arg(d.join("nginx.conf"))
-        .args(["-g", "daemon off;"]);
-    let mut haproxy = ns.command("haproxy");
-    haproxy.arg("-f").arg(d.join("haproxy.cfg")).arg("-db");
-    let servers = vec![
-        start("nginx", NGINX, "127.0.0.1", nginx),
-        start("haproxy", HAPROXY, "127.0.0.1", haproxy),
-        start(
-            "steer",
-            REDIRECTOR,
-            "127.0.0.1",
-            redirector_cmd(format!("127.0.0.1:{REDIRECTOR}"), &[]),
-        ),
-    ];
-
-    println!(
-        "bench http: {} requests ({} prefixes), {rounds} rounds of {seconds} s per server and mode",
-        requests.len(),
-        table.v4().len() + table.v6().len()
-    );
-    correctness(&ns, &servers, &requests);
-    println!(
-        "correctness: all servers gave the same answer to all {} requests",
-        requests.len()
-    );
-
-    let mut series = Vec::new();
-    for (mode, connections, close) in [("keep-alive", 64, false), ("new connection", 16, true)] {
-        let script = d.join(format!("{}.lua", if close { "close" } else { "keepalive" }));
-        wrk_script(&script, &requests, close);
-        series.extend(load(
-            &ns,
-            &servers,
-            mode,
-            &script,
-            connections,
-            seconds,
-            rounds,
-        ));
-    }
-    drop(servers);
-
-    // The direct path: no proxy header; each connection's class from XDP
-    // against the same server classifying the peer in userspace.
-    let direct = vec![
-        start(
-            "steer (XDP)",
-            DIRECT_XDP,
-            DIRECT_ADDR,
-            redirector_cmd(
-                format!("{DIRECT_ADDR}:{DIRECT_XDP}"),
-                &["--xdp-iface", "lo", "--xdp-mode", "generic"],
-            ),
-        ),
-        start(
-            "steer (userspace)",
-            DIRECT_USERSPACE,
-            DIRECT_ADDR,
-            redirector_cmd(format!("{DIRECT_ADDR}:{DIRECT_USERSPACE}"), &[]),
-        ),
-    ];
-    let direct_requests: Vec<Request> = requests
-        .iter()
-        .map(|r| Request {
-            client: None,
-            path: r.path.clone(),
-        })
-        .collect();
-    correctness(&ns, &direct, &direct_requests);
-    for (mode, connections, close) in [
-        ("direct, keep-alive", 64, false),
-        ("direct, new connection", 16, true),
-    ] {
-        let script = d.join(format!(
-            "direct-{}.lua",
-            if close { "close" } else { "keepalive" }
-        ));
-        wrk_script(&script, &direct_requests, close);
-        series.extend(load(
-            &ns,
-            &direct,
-            mode,
-            &script,
-            connections,
-            seconds,
-            rounds,
-        ));
-    }
-    drop(direct);
-    ns.spawn(move || drop(bucket)).join().unwrap();
-
-    let table = markdown(&series, baseline);
-    println!("\n{table}");
-    goals(&series);
-    let out = workspace.join("target/bench-http.json");
     std::fs::write(
-        &out,
-        serde_json::to_string_pretty(&json(&series, baseline)).unwrap(),
+        bench.dir.join("steer.toml"),
+        redirector_config(&bench.backends),
     )
-    .expect("writing the JSON report");
+    .unwrap();
+    println!(
+        "bench http: {} requests ({} prefixes), {} rounds of {} s per server and mode, {cpus} CPUs",
+        bench.requests.len(),
+        bench.table.v4().len() + bench.table.v6().len(),
+        bench.rounds,
+        bench.seconds,
+    );
+
+    let parts = "load,tls,direct,counts";
+    let mut series = Vec::new();
+    let mut sections = Vec::new();
+    for cores in [Cores::Pinned, Cores::Shared] {
+        if wanted("STEER_BENCH_CORES", default_cores, &cores.section()[..6])
+            && wanted("STEER_BENCH_PARTS", parts, "load")
+        {
+            series.extend(bench.peers_under_load(cores));
+            sections.push(cores.section());
+        }
+    }
+    let primary = if cpus >= 2 {
+        Cores::Pinned
+    } else {
+        Cores::Shared
+    };
+    if wanted("STEER_BENCH_PARTS", parts, "tls") {
+        series.extend(bench.tls(primary));
+        sections.push("TLS");
+    }
+    if wanted("STEER_BENCH_PARTS", parts, "direct") {
+        series.extend(bench.direct(primary));
+        sections.push("direct");
+    }
+    let counts = wanted("STEER_BENCH_PARTS", parts, "counts").then(|| bench.counts());
+    bench.ns.spawn(move || drop(bucket)).join().unwrap();
+
+    for section in &sections {
+        println!(
+            "\n### {section}\n\n{}",
+            markdown(&series, section, baseline)
+        );
+    }
+    if let Some(counts) = &counts {
+        println!("\n### counts\n\n{}", goals::counts_table(counts));
+    }
+    println!();
+    goals::check(&series, counts.as_deref());
+    let out = workspace.join("target/bench-http.json");
+    let mut report = json(&series, baseline);
+    if let Some(counts) = &counts {
+        report["counts"] = goals::counts_json(counts);
+    }
+    std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap())
+        .expect("writing the JSON report");
     println!("JSON: {}", out.display());
 }
 
@@ -312,16 +258,296 @@ fn baseline(mode: &str) -> &'static str {
     }
 }
 
+/// One server's counts: by tool and connection kind.
+pub struct Counted {
+    pub server: &'static str,
+    pub syscalls_keep_alive: Count,
+    pub syscalls_new: Count,
+    pub ir_keep_alive: f64,
+    pub ir_new: f64,
+}
+
+impl Bench {
+    fn nginx(&self, port: u16, shape: &Shape) -> Launch {
+        let conf = self.dir.join(format!("nginx-{port}.conf"));
+        let text = nginx_config(&self.dir, port, &self.table, &self.backends, shape);
+        std::fs::write(&conf, text).unwrap();
+        Launch::new("nginx")
+            .arg("-p")
+            .arg(&self.dir)
+            .arg("-c")
+            .arg(conf)
+            .args(["-g", "daemon off;"])
+    }
+
+    fn haproxy(&self, port: u16, shape: &Shape) -> Launch {
+        let cfg = self.dir.join(format!("haproxy-{port}.cfg"));
+        let text = haproxy_config(&self.dir, port, &self.table, &self.backends, shape);
+        std::fs::write(&cfg, text).unwrap();
+        Launch::new("haproxy").arg("-f").arg(cfg).arg("-db")
+    }
+
+    fn steer(&self, listen: &str, shape: &Shape, extra: &[&str]) -> Launch {
+        let mut l = Launch::new(&self.redirector)
+            .args(["serve", "--listen", listen, "--admin-listen", "127.0.0.1:0"])
+            .args(["--no-pin", "--snapshot", "/nonexistent/steer-bench"])
+            .arg("--config")
+            .arg(self.dir.join("steer.toml"))
+            .args(["--workers", &shape.workers.to_string()])
+            .args(extra)
+            .env("RUST_LOG", "warn");
+        if let Some((cert, key)) = &shape.tls {
+            l = l.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
+        l
+    }
+
+    fn start(&self, name: &str, addr: &str, port: u16, launch: &Launch, cores: Cores) -> Server {
+        let socket = format!("{addr}:{port}").parse().unwrap();
+        let cmd = launch.command(&self.ns, cores.server_cpu(), &[]);
+        let log = self.dir.join(format!("{port}.log"));
+        Server::start(&self.ns, name, socket, cmd, &log)
+    }
+
+    /// nginx, HAProxy and the redirector behind a trusted proxy, both
+    /// connection modes.
+    fn peers_under_load(&self, cores: Cores) -> Vec<Series> {
+        let shape = Shape {
+            workers: cores.workers(),
+            tls: None,
+        };
+        let base = if cores == Cores::Pinned { 8081 } else { 8091 };
+        let servers = vec![
+            self.start("nginx", "127.0.0.1", base, &self.nginx(base, &shape), cores),
+            self.start(
+                "haproxy",
+                "127.0.0.1",
+                base + 1,
+                &self.haproxy(base + 1, &shape),
+                cores,
+            ),
+            self.start(
+                "steer",
+                "127.0.0.1",
+                base + 2,
+                &self.steer(&format!("127.0.0.1:{}", base + 2), &shape, &[]),
+                cores,
+            ),
+        ];
+        correctness(&self.ns, &servers, &self.requests);
+        println!(
+            "{}: all servers gave the same answer to all {} requests",
+            cores.section(),
+            self.requests.len()
+        );
+        let mut series = Vec::new();
+        for (mode, connections, close) in [("keep-alive", 64, false), ("new connection", 16, true)]
+        {
+            let script = self
+                .dir
+                .join(format!("{}.lua", if close { "close" } else { "ka" }));
+            wrk_script(&script, &self.requests, close);
+            series.extend(self.load(&servers, cores, mode, &script, connections, "http"));
+        }
+        series
+    }
+
+    /// nginx's ssl against the redirector's rustls, a new TLS connection
+    /// per request, the same certificate (ECDSA P-256).
+    fn tls(&self, cores: Cores) -> Vec<Series> {
+        let (cert, key) = self_signed(&self.dir);
+        let shape = Shape {
+            workers: cores.workers(),
+            tls: Some((cert, key)),
+        };
+        let servers = vec![
+            self.start("nginx", "127.0.0.1", 8101, &self.nginx(8101, &shape), cores),
+            self.start(
+                "steer",
+                "127.0.0.1",
+                8102,
+                &self.steer("127.0.0.1:8102", &shape, &[]),
+                cores,
+            ),
+        ];
+        let script = self.dir.join("tls-close.lua");
+        wrk_script(&script, &self.requests, true);
+        self.load(&servers, cores, "new TLS connection", &script, 16, "https")
+            .into_iter()
+            .map(|s| Series {
+                section: "TLS".into(),
+                ..s
+            })
+            .collect()
+    }
+
+    /// The direct path: no proxy header; each connection's class from XDP
+    /// against the same server classifying the peer in userspace.
+    fn direct(&self, cores: Cores) -> Vec<Series> {
+        let shape = Shape {
+            workers: cores.workers(),
+            tls: None,
+        };
+        let xdp = self.steer(
+            &format!("{DIRECT_ADDR}:8111"),
+            &shape,
+            &["--xdp-iface", "lo", "--xdp-mode", "generic"],
+        );
+        let userspace = self.steer(&format!("{DIRECT_ADDR}:8112"), &shape, &[]);
+        let servers = vec![
+            self.start("steer (XDP)", DIRECT_ADDR, 8111, &xdp, cores),
+            self.start("steer (userspace)", DIRECT_ADDR, 8112, &userspace, cores),
+        ];
+        let requests: Vec<Request> = self
+            .requests
+            .iter()
+            .map(|r| Request {
+                client: None,
+                path: r.path.clone(),
+            })
+            .collect();
+        correctness(&self.ns, &servers, &requests);
+        let mut series = Vec::new();
+        for (mode, connections, close) in [
+            ("direct, keep-alive", 64, false),
+            ("direct, new connection", 16, true),
+        ] {
+            let script = self.dir.join(format!("direct-{close}.lua"));
+            wrk_script(&script, &requests, close);
+            series.extend(self.load(&servers, cores, mode, &script, connections, "http"));
+        }
+        series
+            .into_iter()
+            .map(|s| Series {
+                section: "direct".into(),
+                ..s
+            })
+            .collect()
+    }
+
+    /// System calls and instructions per request, for each server with
+    /// one worker, pinned, under strace and callgrind.
+    fn counts(&self) -> Vec<Counted> {
+        let n = env_u32("STEER_BENCH_COUNT", 1000) as usize;
+        let shape = Shape {
+            workers: 1,
+            tls: None,
+        };
+        let launches = [
+            ("nginx", self.nginx(8121, &shape), 8121),
+            ("haproxy", self.haproxy(8122, &shape), 8122),
+            ("steer", self.steer("127.0.0.1:8123", &shape, &[]), 8123),
+        ];
+        let dir = self.dir.join("counts");
+        std::fs::create_dir_all(&dir).unwrap();
+        let only = std::env::var("STEER_BENCH_ONLY").unwrap_or_default();
+        let mut all = Vec::new();
+        for (server, launch, port) in launches.iter().filter(|l| l.0.starts_with(&only)) {
+            let subject = Subject {
+                ns: &self.ns,
+                launch,
+                socket: format!("127.0.0.1:{port}").parse().unwrap(),
+                requests: &self.requests,
+                dir: &dir,
+            };
+            eprintln!(
+                "  counts: {server} under strace and callgrind, {n} and {} requests",
+                2 * n
+            );
+            all.push(Counted {
+                server,
+                syscalls_keep_alive: subject.marginal(Tool::Strace, n, Conn::KeepAlive),
+                syscalls_new: subject.marginal(Tool::Strace, n, Conn::New),
+                ir_keep_alive: subject.marginal(Tool::Callgrind, n, Conn::KeepAlive).total,
+                ir_new: subject.marginal(Tool::Callgrind, n, Conn::New).total,
+            });
+        }
+        all
+    }
+
+    /// `rounds` rounds of wrk against each server in turn (a different one
+    /// first each round); then each server's memory.
+    fn load(
+        &self,
+        servers: &[Server],
+        cores: Cores,
+        mode: &str,
+        script: &Path,
+        connections: u32,
+        scheme: &str,
+    ) -> Vec<Series> {
+        let mut series: Vec<Series> = servers
+            .iter()
+            .map(|s| Series {
+                section: cores.section().to_owned(),
+                mode: mode.to_owned(),
+                server: s.name.clone(),
+                rounds: Vec::new(),
+                rss_kib: 0,
+                pss_kib: 0,
+            })
+            .collect();
+        let only = std::env::var("STEER_BENCH_ONLY").unwrap_or_default();
+        let wanted = std::env::var("STEER_BENCH_MODE").map_or(true, |m| m == mode);
+        let load = Load {
+            threads: cores.workers(),
+            connections,
+            seconds: self.seconds,
+        };
+        for round in 0..self.rounds as usize {
+            for k in 0..servers.len() {
+                let i = (round + k) % servers.len();
+                let s = &servers[i];
+                if !wanted || !s.name.starts_with(&only) {
+                    continue;
+                }
+                let quiet = wait_quiet(0.25, Duration::from_secs(15));
+                let mut cmd = match cores {
+                    Cores::Pinned => self.ns.command("taskset"),
+                    Cores::Shared => self.ns.command("wrk"),
+                };
+                if cores == Cores::Pinned {
+                    cmd.args(["-c", &CLIENT_CPU.to_string(), "wrk"]);
+                }
+                let before = cpu_times(s.pid());
+                let run = wrk(cmd, script, &format!("{scheme}://{}/", s.socket), load);
+                let cpu = cpu_times(s.pid()) - before;
+                let per = |us: f64| us / run.requests.max(1) as f64;
+                eprintln!(
+                    "  {:<13} {mode:<20} round {} {:<18} {:>8.0} req/s, {:.1} + {:.1} µs CPU/req{}",
+                    cores.section(),
+                    round + 1,
+                    s.name,
+                    run.rate(),
+                    per(cpu.user_us),
+                    per(cpu.system_us),
+                    if quiet { "" } else { " (busy machine)" }
+                );
+                series[i].rounds.push(Round {
+                    wrk: run,
+                    cpu,
+                    quiet,
+                });
+            }
+        }
+        for (s, server) in series.iter_mut().zip(servers) {
+            (s.rss_kib, s.pss_kib) = memory_kib(server.pid());
+        }
+        series.retain(|s| !s.rounds.is_empty());
+        series
+    }
+}
+
 /// Every server answers every request alike, or the bench stops here.
 fn correctness(ns: &Netns, servers: &[Server], requests: &[Request]) {
-    let targets: Vec<(&'static str, SocketAddr)> =
-        servers.iter().map(|s| (s.name, s.socket())).collect();
+    let targets: Vec<(String, std::net::SocketAddr)> =
+        servers.iter().map(|s| (s.name.clone(), s.socket)).collect();
     let requests = requests.to_vec();
     let mismatches = ns
         .spawn(move || {
             let mut bad = Vec::new();
             for r in &requests {
-                let answers: Vec<_> = targets.iter().map(|(n, a)| (*n, ask(*a, r))).collect();
+                let answers: Vec<_> = targets.iter().map(|(n, a)| (n, ask(*a, r))).collect();
                 let first = &answers[0].1;
                 if first.is_err() || answers.iter().any(|(_, a)| a != first) {
                     bad.push(format!("{r:?}: {answers:?}"));
@@ -336,119 +562,5 @@ fn correctness(ns: &Netns, servers: &[Server], requests: &[Request]) {
         "{} requests got different answers, e.g.:\n{}",
         mismatches.len(),
         mismatches[..mismatches.len().min(5)].join("\n")
-    );
-}
-
-/// `rounds` rounds of wrk against each server in turn (a different one
-/// first each round); then each server's memory.
-fn load(
-    ns: &Netns,
-    servers: &[Server],
-    mode: &str,
-    script: &Path,
-    connections: u32,
-    seconds: u32,
-    rounds: u32,
-) -> Vec<Series> {
-    let mut series: Vec<Series> = servers
-        .iter()
-        .map(|s| Series {
-            mode: mode.to_owned(),
-            server: s.name.to_owned(),
-            rounds: Vec::new(),
-            rss_kib: 0,
-            pss_kib: 0,
-        })
-        .collect();
-    let only = std::env::var("STEER_BENCH_ONLY").unwrap_or_default();
-    let wanted = std::env::var("STEER_BENCH_MODE").map_or(true, |m| m == mode);
-    for round in 0..rounds as usize {
-        for k in 0..servers.len() {
-            let i = (round + k) % servers.len();
-            let s = &servers[i];
-            if !wanted || !s.name.starts_with(&only) {
-                continue;
-            }
-            let quiet = wait_quiet(0.25, Duration::from_secs(15));
-            if std::env::var_os("STEER_BENCH_VERBOSE").is_some() {
-                eprintln!("  {mode}: loading {} (pid {})", s.name, s.pid());
-            }
-            let before = cpu_micros(s.pid());
-            let run = wrk(
-                ns.command("wrk"),
-                script,
-                &format!("http://{}/", s.socket()),
-                connections,
-                seconds,
-            );
-            let cpu_us = cpu_micros(s.pid()) - before;
-            eprintln!(
-                "  {mode:<24} round {} {:<18} {:>8.0} req/s, {:.1} µs CPU/req{}",
-                round + 1,
-                s.name,
-                run.rate(),
-                cpu_us / run.requests.max(1) as f64,
-                if quiet { "" } else { " (busy machine)" }
-            );
-            series[i].rounds.push(Round {
-                wrk: run,
-                cpu_us,
-                quiet,
-            });
-        }
-    }
-    for (s, server) in series.iter_mut().zip(servers) {
-        (s.rss_kib, s.pss_kib) = memory_kib(server.pid());
-    }
-    series.retain(|s| !s.rounds.is_empty());
-    series
-}
-
-/// The goals, each said met or MISSED.
-fn goals(series: &[Series]) {
-    let get = |mode: &str, server: &str| {
-        series
-            .iter()
-            .find(|s| s.mode == mode && s.server == server)
-            .map(|s| s.figures())
-    };
-    let (Some(ng_ka), Some(st_ka), Some(hp_ka), Some(ng_nc), Some(st_nc), Some(hp_nc)) = (
-        get("keep-alive", "nginx"),
-        get("keep-alive", "steer"),
-        get("keep-alive", "haproxy"),
-        get("new connection", "nginx"),
-        get("new connection", "steer"),
-        get("new connection", "haproxy"),
-    ) else {
-        return;
-    };
-    let say =
-        |ok: bool, what: String| println!("goal {}: {what}", if ok { "met" } else { "MISSED" });
-    let cpu = st_ka.cpu_per_request / ng_ka.cpu_per_request;
-    say(
-        cpu <= 0.6,
-        format!("keep-alive CPU per request {cpu:.2}x nginx (at most 0.6x)"),
-    );
-    let rate = st_ka.rate / ng_ka.rate;
-    say(
-        rate >= 1.3,
-        format!("keep-alive req/s {rate:.2}x nginx (at least 1.3x)"),
-    );
-    let rate = st_nc.rate / ng_nc.rate;
-    say(
-        rate >= 1.2,
-        format!("new-connection req/s {rate:.2}x nginx (at least 1.2x)"),
-    );
-    say(
-        st_ka.p99 <= hp_ka.p99 && st_nc.p99 <= hp_nc.p99,
-        format!(
-            "p99 no worse than HAProxy's: keep-alive {:.0} vs {:.0} µs, new connection {:.0} vs {:.0} µs",
-            st_ka.p99, hp_ka.p99, st_nc.p99, hp_nc.p99
-        ),
-    );
-    let rss = st_ka.rss_mib.max(st_nc.rss_mib);
-    say(
-        rss < 20.0,
-        format!("RSS with the full ranges {rss:.1} MiB (under 20 MiB)"),
     );
 }

@@ -108,6 +108,10 @@ pub struct ServeArgs {
     /// nothing; see docs/operations.md).
     #[arg(long)]
     pub reuse_port: bool,
+    /// Serving threads, each accepting on its own listening socket and
+    /// serving what it accepted. Default: one per CPU.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
     /// Serve TLS with this PEM certificate chain (with --tls-key); ALPN
     /// offers HTTP/2 and HTTP/1.1.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -148,6 +152,7 @@ impl ServeArgs {
             admin: self.admin_listen,
             proxy_protocol: self.proxy_protocol.then_some(true),
             reuse_port: self.reuse_port.then_some(true),
+            workers: self.workers,
             access_log: self.access_log.clone(),
             tls,
             handshake_timeout: self.handshake_timeout,
@@ -190,6 +195,7 @@ impl ServeArgs {
 pub fn run(args: ServeArgs) -> Result<()> {
     let config = args.config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers)
         .enable_all()
         .build()
         .context("starting the runtime")?;

@@ -114,6 +114,7 @@ struct Server {
     admin: Option<String>,
     proxy_protocol: Option<bool>,
     reuse_port: Option<bool>,
+    workers: Option<usize>,
     access_log: Option<std::path::PathBuf>,
     tls_cert: Option<std::path::PathBuf>,
     tls_key: Option<std::path::PathBuf>,
@@ -185,6 +186,7 @@ pub fn parse(text: &str) -> Result<Layer> {
     l.admin = addr("server.admin", &f.admin)?;
     l.proxy_protocol = f.proxy_protocol;
     l.reuse_port = f.reuse_port;
+    l.workers = f.workers;
     l.access_log = f.access_log.clone();
     l.tls = match (&f.tls_cert, &f.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {

@@ -132,6 +132,8 @@ layer! {
     proxy_protocol: bool,
     /// Bind with SO_REUSEPORT, so a new process can bind beside this one.
     reuse_port: bool,
+    /// Serving threads, each with its own listening socket.
+    workers: usize,
     /// Where the JSON access log goes: a file, or `stderr`.
     access_log: PathBuf,
     tls: TlsFiles,

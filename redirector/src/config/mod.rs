@@ -40,6 +40,13 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(300);
 /// Larger connection caps are typos: a process cannot hold them.
 pub const MAX_CONNECTIONS: usize = 1 << 24;
+/// More serving threads than this are a typo, not a machine.
+pub const MAX_WORKERS: usize = 1024;
+
+/// One serving thread per CPU the process may run on.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS))
+}
 
 /// Everything `serve` runs with.
 #[derive(Clone, Debug)]
@@ -57,6 +64,9 @@ pub struct Config {
     pub proxy_protocol: bool,
     /// SO_REUSEPORT on the public listener (restarts beside the old process).
     pub reuse_port: bool,
+    /// Serving threads: each accepts on its own socket and serves what it
+    /// accepted.
+    pub workers: usize,
     /// The JSON access log: a file to append to, or `stderr`; off if None.
     pub access_log: Option<std::path::PathBuf>,
     pub tls: Option<TlsFiles>,
@@ -134,6 +144,12 @@ impl Config {
             request_limits: l.request_rate.clone().unwrap_or_default(),
         };
         let d = Limits::default();
+        let workers = l.workers.unwrap_or_else(default_workers);
+        if !(1..=MAX_WORKERS).contains(&workers) {
+            return Err(ConfigError::new(format!(
+                "workers: `{workers}` is not from 1 to {MAX_WORKERS}"
+            )));
+        }
         let max_connections = l.max_connections.unwrap_or(d.max_connections);
         if !(1..=MAX_CONNECTIONS).contains(&max_connections) {
             return Err(ConfigError::new(format!(
@@ -159,6 +175,7 @@ impl Config {
             admin: l.admin.unwrap_or(DEFAULT_ADMIN),
             proxy_protocol: l.proxy_protocol.unwrap_or(false),
             reuse_port: l.reuse_port.unwrap_or(false),
+            workers,
             access_log: l.access_log.clone(),
             tls: l.tls,
             limits,
@@ -263,6 +280,7 @@ fn layer_of(c: &Config) -> Layer {
         admin: Some(c.admin),
         proxy_protocol: Some(c.proxy_protocol),
         reuse_port: Some(c.reuse_port),
+        workers: Some(c.workers),
         access_log: c.access_log.clone(),
         tls: c.tls.clone(),
         handshake_timeout: Some(l.handshake_timeout),

@@ -18,7 +18,29 @@ use tokio::{
 };
 use tracing::warn;
 
-use super::metrics::Metrics;
+use super::{metrics::Metrics, socket};
+
+/// A listening socket the loop accepts from.
+pub trait Accept {
+    type Conn;
+    fn accept(&self) -> impl Future<Output = io::Result<(Self::Conn, SocketAddr)>>;
+}
+
+/// The admin listener: tokio's own.
+impl Accept for TcpListener {
+    type Conn = TcpStream;
+    fn accept(&self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> {
+        TcpListener::accept(self)
+    }
+}
+
+/// The public listener: sockets registered only when they must wait.
+impl Accept for socket::Listener {
+    type Conn = socket::Socket;
+    fn accept(&self) -> impl Future<Output = io::Result<(socket::Socket, SocketAddr)>> {
+        socket::Listener::accept(self)
+    }
+}
 
 /// The first pause after a resource error, and the longest.
 const BACKOFF_START: Duration = Duration::from_millis(10);
@@ -51,15 +73,16 @@ pub fn error_kind(e: &io::Error) -> &'static str {
 
 /// Accepts until `stop` turns true, handing each connection with its slot
 /// to `on_conn`. `name` labels the metrics ("public" or "admin").
-pub async fn accept_loop<F>(
+pub async fn accept_loop<L, F>(
     name: &'static str,
-    listener: TcpListener,
+    listener: L,
     slots: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
     mut on_conn: F,
 ) where
-    F: FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit),
+    L: Accept,
+    F: FnMut(L::Conn, SocketAddr, OwnedSemaphorePermit),
 {
     let mut backoff = BACKOFF_START;
     let mut log = RateLimited::default();

@@ -27,7 +27,6 @@ use hyper_util::{
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    net::TcpStream,
     sync::{OwnedSemaphorePermit, Semaphore, watch},
     time::Instant,
 };
@@ -40,6 +39,7 @@ use super::{
     metrics::{Counted, Metrics},
     prefixed::{Prefixed, Protocol, sniff},
     proxy_protocol,
+    socket::Socket,
     state::{Source, State},
 };
 
@@ -62,10 +62,10 @@ pub struct Conns {
 
 /// A connection ready for HTTP: its stream, protocol and client.
 enum Opened {
-    Plain(Prefixed<TcpStream>, Protocol, Arc<ConnInfo>),
+    Plain(Prefixed<Socket>, Protocol, Arc<ConnInfo>),
     /// Boxed: a TLS session's state is about a kilobyte.
     Tls(
-        Box<Prefixed<tokio_rustls::server::TlsStream<Prefixed<TcpStream>>>>,
+        Box<Prefixed<tokio_rustls::server::TlsStream<Prefixed<Socket>>>>,
         Protocol,
         Arc<ConnInfo>,
     ),
@@ -88,9 +88,16 @@ impl Conns {
         drain: watch::Receiver<bool>,
     ) -> Conns {
         let mut http1 = hyper::server::conn::http1::Builder::new();
+        // Half-close allowed: hyper then does not read the socket while a
+        // request is in flight to see whether the client went away, a
+        // read that on a fresh connection would register it with epoll
+        // just before it closes. A client that shuts its write side after
+        // the request still gets the answer; one that vanished is noticed
+        // when the answer is written (handlers are bounded in time).
         http1
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
+            .half_close(true)
             .max_buf_size(MAX_HEADER_BYTES);
         let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         // Quiet connections are pinged, so a peer that vanished frees its
@@ -118,13 +125,12 @@ impl Conns {
     /// connection cap, given back when it closes.
     pub async fn serve(
         self: Arc<Self>,
-        stream: TcpStream,
+        stream: Socket,
         peer: SocketAddr,
         slot: OwnedSemaphorePermit,
     ) {
         let metrics = &self.state.metrics;
         let _open = Counted::new(&metrics.connections);
-        let _ = stream.set_nodelay(true);
         let opened = tokio::time::timeout(self.limits.handshake_timeout, self.open(stream, peer));
         let refused = match opened.await {
             Ok(Ok(Opened::Plain(io, protocol, conn))) => {
@@ -145,7 +151,7 @@ impl Conns {
 
     /// Everything up to the first request byte (the caller's deadline
     /// covers exactly this part).
-    async fn open(&self, stream: TcpStream, peer: SocketAddr) -> Result<Opened, Refused> {
+    async fn open(&self, stream: Socket, peer: SocketAddr) -> Result<Opened, Refused> {
         let mut io = Prefixed::new(stream, Vec::new());
         // Behind a PROXY-protocol balancer the kernel saw the balancer, so
         // the client is classified in userspace.
@@ -246,7 +252,11 @@ pub async fn drive<C>(
     C: GracefulConnection<Error = hyper::Error>,
 {
     let mut conn = std::pin::pin!(conn);
+    // The connection first: one that is served and closed in its first
+    // poll (a request that was already there) never arms the idle timer,
+    // whose first arming may wake the runtime's driver (an eventfd write).
     let draining = tokio::select! {
+        biased;
         ended = conn.as_mut() => {
             if let Err(e) = ended {
                 if e.is_timeout() {

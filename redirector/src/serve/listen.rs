@@ -1,4 +1,5 @@
-//! The public listening socket, made so that a restart drops nothing:
+//! The public listening sockets, one per worker, made so that a restart
+//! drops nothing:
 //!
 //! - under systemd socket activation (`LISTEN_PID` is this process,
 //!   `LISTEN_FDS` at least 1) the socket is fd 3, owned by the socket
@@ -8,6 +9,13 @@
 //!   binds beside the old one, which then stops accepting and drains.
 //!   Connections the kernel had queued at the old socket move to the new
 //!   one only with `net.ipv4.tcp_migrate_req = 1` (warned about when off).
+//!
+//! Several workers each get a socket of their own, bound with
+//! SO_REUSEPORT so the kernel spreads connections over them; the socket
+//! systemd passed is shared instead (each worker accepts from its own
+//! duplicate of it). Without `reuse_port`, the port is first bound
+//! without SO_REUSEPORT, so that a port another process holds is still
+//! an error rather than a silently shared one.
 
 use std::{
     io,
@@ -15,35 +23,58 @@ use std::{
     os::fd::{FromRawFd, RawFd},
 };
 
-use tokio::net::{TcpListener, TcpSocket};
+use std::net::TcpListener;
+
+use tokio::net::TcpSocket;
 use tracing::{info, warn};
 
 /// The kernel's queue of connections not yet accepted.
 const BACKLOG: u32 = 1024;
 
-/// The systemd-passed socket if there is one, else `addr` bound (with
-/// SO_REUSEPORT when `reuse_port`).
-pub fn public(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+/// `workers` listening sockets: the systemd-passed one shared, else
+/// `addr` bound once per worker (with SO_REUSEPORT when there are
+/// several, or when `reuse_port`).
+pub fn public(addr: SocketAddr, reuse_port: bool, workers: usize) -> io::Result<Vec<TcpListener>> {
     if let Some(listener) = from_systemd()? {
         info!(addr = ?listener.local_addr().ok(), "listening on the socket systemd passed");
-        return Ok(listener);
+        let mut all = Vec::with_capacity(workers);
+        for _ in 1..workers {
+            all.push(listener.try_clone()?);
+        }
+        all.push(listener);
+        return Ok(all);
     }
+    let shared = reuse_port || workers > 1;
+    if reuse_port && !migrates_requests() {
+        warn!(
+            "reuse_port is on but net.ipv4.tcp_migrate_req is not 1: connections queued at \
+             a stopping process are reset instead of moving to its successor"
+        );
+    }
+    if shared && !reuse_port && addr.port() != 0 {
+        // Fails with EADDRINUSE if anyone listens there already.
+        drop(bind(addr, false)?);
+    }
+    let first = bind(addr, shared)?;
+    // Port 0: the others join the port the kernel picked for the first.
+    let addr = first.local_addr()?;
+    let mut all = vec![first];
+    for _ in 1..workers {
+        all.push(bind(addr, true)?);
+    }
+    Ok(all)
+}
+
+fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
-    if reuse_port {
-        socket.set_reuseport(true)?;
-        if !migrates_requests() {
-            warn!(
-                "reuse_port is on but net.ipv4.tcp_migrate_req is not 1: connections queued at \
-                 a stopping process are reset instead of moving to its successor"
-            );
-        }
-    }
+    socket.set_reuseport(reuse_port)?;
     socket.bind(addr)?;
-    socket.listen(BACKLOG)
+    // Each worker registers its socket with its own runtime.
+    socket.listen(BACKLOG)?.into_std()
 }
 
 /// The first socket systemd passed to this very process (sd-notify checks
@@ -60,9 +91,7 @@ fn from_systemd() -> io::Result<Option<TcpListener>> {
     }
     // SAFETY: a listening socket systemd handed to this process, owned by
     // nothing else in it (sd-notify set it close-on-exec).
-    let std = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-    std.set_nonblocking(true)?;
-    TcpListener::from_std(std).map(Some)
+    Ok(Some(unsafe { TcpListener::from_raw_fd(fd) }))
 }
 
 fn is_listening_tcp(fd: RawFd) -> bool {

@@ -27,10 +27,12 @@ mod prober;
 mod proxy_protocol;
 mod report_page;
 mod request_limit;
+mod socket;
 mod state;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod workers;
 mod xdp_metrics;
 
 use std::{
@@ -73,6 +75,8 @@ pub enum ServeError {
     FdLimit(#[from] fds::FdLimitTooLow),
     #[error(transparent)]
     AccessLog(#[from] access_log::AccessLogError),
+    #[error("starting the serving threads: {0}")]
+    Workers(String),
 }
 
 /// A bound redirector: its listeners are open (connections queue in the
@@ -80,7 +84,8 @@ pub enum ServeError {
 pub struct Server {
     state: Arc<State>,
     config: Config,
-    public: TcpListener,
+    /// One per worker.
+    public: Vec<std::net::TcpListener>,
     admin: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -121,19 +126,20 @@ impl Server {
             .load(None)
             .map_err(|e| ServeError::Ranges(steer_user::ranges::chain(&e)))?
             .ranges;
-        let public = listen::public(config.listen, config.reuse_port).map_err(|source| {
-            ServeError::Bind {
-                addr: config.listen,
-                source,
-            }
-        })?;
+        let public =
+            listen::public(config.listen, config.reuse_port, config.workers).map_err(|source| {
+                ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                }
+            })?;
         let admin = TcpListener::bind(config.admin)
             .await
             .map_err(|source| ServeError::Bind {
                 addr: config.admin,
                 source,
             })?;
-        let local_port = public
+        let local_port = public[0]
             .local_addr()
             .map_or(config.listen.port(), |a| a.port());
         let steer = match &config.xdp {
@@ -207,7 +213,7 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.public.local_addr().unwrap_or(self.config.listen)
+        self.public[0].local_addr().unwrap_or(self.config.listen)
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
@@ -232,7 +238,7 @@ impl Server {
             admin,
             tls,
         } = self;
-        let local = public.local_addr().ok();
+        let local = public[0].local_addr().ok();
         // `drain` stops the public accept loop and closes its connections;
         // the admin listener keeps answering (/readyz: 503) until the end.
         let (drain_tx, drain) = watch::channel(false);
@@ -251,19 +257,14 @@ impl Server {
             port,
             drain.clone(),
         ));
-        let accepting = tokio::spawn(accept::accept_loop(
-            "public",
-            public,
-            slots.clone(),
-            state.metrics.clone(),
-            drain,
-            move |stream, peer, slot| {
-                tokio::spawn(conns.clone().serve(stream, peer, slot));
-            },
-        ));
+        let workers = config.workers;
+        let mut serving =
+            workers::Workers::start(public, conns, slots.clone(), state.metrics.clone(), drain)
+                .await
+                .map_err(|e| ServeError::Workers(e.to_string()))?;
         state.ready.store(true, Ordering::Relaxed);
         let xdp = config.xdp.as_ref().map_or("off", |x| x.iface.as_str());
-        info!(?local, xdp, max_connections = cap, "serving");
+        info!(?local, xdp, max_connections = cap, workers, "serving");
         notify::ready();
 
         shutdown.await;
@@ -271,9 +272,9 @@ impl Server {
         state.ready.store(false, Ordering::Relaxed);
         notify::stopping();
         let _ = drain_tx.send(true);
-        // The accept loop returns and drops the listener: new connections
+        // The accept loops return and drop the listeners: new connections
         // are refused from here on.
-        let _ = accepting.await;
+        serving.stopped_accepting().await;
         info!("draining in-flight requests");
         let grace = config.grace;
         let all_closed = slots.acquire_many(u32::try_from(cap).unwrap_or(u32::MAX));
@@ -283,6 +284,7 @@ impl Server {
                 "grace period over; closing the remaining connections"
             );
         }
+        serving.stop().await;
         prober.abort();
         sampler.abort();
         let _ = admin_stop_tx.send(true);

@@ -79,10 +79,23 @@ impl WrkRun {
     }
 }
 
-/// Runs `wrk` (two threads, `connections`, `seconds`) with `script`
-/// against `url`, as `cmd` builds it (inside the bench's namespace).
-pub fn wrk(mut cmd: Command, script: &Path, url: &str, connections: u32, seconds: u32) -> WrkRun {
-    cmd.args(["-t", "2", "-c", &connections.to_string()])
+/// How wrk runs: its threads, connections and duration.
+#[derive(Clone, Copy, Debug)]
+pub struct Load {
+    pub threads: u32,
+    pub connections: u32,
+    pub seconds: u32,
+}
+
+/// Runs wrk with `script` against `url`; `cmd` is the wrk command as the
+/// caller builds it (inside the bench's namespace, maybe pinned).
+pub fn wrk(mut cmd: Command, script: &Path, url: &str, load: Load) -> WrkRun {
+    let Load {
+        threads,
+        connections,
+        seconds,
+    } = load;
+    cmd.args(["-t", &threads.to_string(), "-c", &connections.to_string()])
         .args(["-d", &format!("{seconds}s"), "--timeout", "5s", "-s"])
         .arg(script)
         .arg(url);
@@ -149,20 +162,45 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
     Some(rest.split_whitespace().map(str::to_owned).collect())
 }
 
-/// User plus system CPU time of `pid` and its descendants, in
-/// microseconds.
-pub fn cpu_micros(pid: u32) -> f64 {
+/// CPU time spent in user space and in the kernel, microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cpu {
+    pub user_us: f64,
+    pub system_us: f64,
+}
+
+impl Cpu {
+    pub fn total_us(&self) -> f64 {
+        self.user_us + self.system_us
+    }
+}
+
+impl std::ops::Sub for Cpu {
+    type Output = Cpu;
+    fn sub(self, before: Cpu) -> Cpu {
+        Cpu {
+            user_us: self.user_us - before.user_us,
+            system_us: self.system_us - before.system_us,
+        }
+    }
+}
+
+/// User and system CPU time of `pid` and its descendants. A process's
+/// stat sums all its threads, the ended ones included.
+pub fn cpu_times(pid: u32) -> Cpu {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     process_tree(pid)
         .into_iter()
         .filter_map(stat_fields)
-        .map(|f| {
+        .fold(Cpu::default(), |sum, f| {
             // utime and stime are fields 14 and 15 of stat, 12 and 13 here.
             let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-            (t(11) + t(12)) / hz * 1e6
+            Cpu {
+                user_us: sum.user_us + t(11) / hz * 1e6,
+                system_us: sum.system_us + t(12) / hz * 1e6,
+            }
         })
-        .sum()
 }
 
 /// Resident memory of `pid` and its descendants: (RSS sum, PSS sum), KiB.

@@ -3,9 +3,11 @@
 //! same compiled ranges, side by side in one run. See
 //! `tests/benches/http.rs` for the run itself.
 
+pub mod counts;
 pub mod load;
 pub mod peers;
 pub mod report;
+pub mod servers;
 
 use std::{
     io::{Read, Write},

@@ -9,7 +9,11 @@
 //! upstream. The bench's correctness pass checks that all of them answer
 //! every request of the set with the same Location.
 
-use std::{fmt::Write as _, fs, path::Path};
+use std::{
+    fmt::Write as _,
+    fs,
+    path::{Path, PathBuf},
+};
 
 use steer_user::RangeTable;
 
@@ -69,9 +73,24 @@ fn prefix_values<'a>(
     v4.chain(v6)
 }
 
+/// How a server of the bench runs: its workers (nginx processes, HAProxy
+/// threads, tokio workers) and, for the TLS mode, a certificate and key.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    pub workers: u32,
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
 /// nginx: `geo` on the address `realip` took from X-Forwarded-For (sent by
-/// the trusted 127.0.0.1), and `return 307`.
-pub fn nginx_config(dir: &Path, port: u16, table: &RangeTable, backends: &[Backend]) -> String {
+/// the trusted 127.0.0.1), and `return 307`. One worker runs without a
+/// master process: one process to pin, trace and count.
+pub fn nginx_config(
+    dir: &Path,
+    port: u16,
+    table: &RangeTable,
+    backends: &[Backend],
+    shape: &Shape,
+) -> String {
     let mut geo = String::new();
     for (net, value) in prefix_values(table, backends) {
         if !value.is_empty() {
@@ -82,9 +101,23 @@ pub fn nginx_config(dir: &Path, port: u16, table: &RangeTable, backends: &[Backe
     }
     fs::write(dir.join("nginx-geo.conf"), geo).expect("nginx geo file");
     let d = dir.display();
+    let workers = shape.workers;
+    let master = if workers == 1 { "off" } else { "on" };
+    let (listen, tls) = match &shape.tls {
+        None => (format!("127.0.0.1:{port}"), String::new()),
+        Some((cert, key)) => (
+            format!("127.0.0.1:{port} ssl"),
+            format!(
+                "ssl_certificate {};\n    ssl_certificate_key {};",
+                cert.display(),
+                key.display()
+            ),
+        ),
+    };
     format!(
-        r#"worker_processes 2;
-pid {d}/nginx.pid;
+        r#"worker_processes {workers};
+master_process {master};
+pid {d}/nginx-{port}.pid;
 error_log {d}/nginx-error.log;
 events {{ worker_connections 4096; }}
 http {{
@@ -103,7 +136,8 @@ http {{
     include {d}/nginx-geo.conf;
   }}
   server {{
-    listen 127.0.0.1:{port};
+    listen {listen};
+    {tls}
     location = /v2/ {{
       add_header Docker-Distribution-Api-Version registry/2.0;
       return 200;
@@ -128,7 +162,13 @@ http {{
 
 /// HAProxy: `set-src` from the last X-Forwarded-For entry when the peer
 /// is the trusted 127.0.0.1, `map_ip` (longest match), `redirect`.
-pub fn haproxy_config(dir: &Path, port: u16, table: &RangeTable, backends: &[Backend]) -> String {
+pub fn haproxy_config(
+    dir: &Path,
+    port: u16,
+    table: &RangeTable,
+    backends: &[Backend],
+    shape: &Shape,
+) -> String {
     let mut map = String::new();
     for (net, value) in prefix_values(table, backends) {
         // A prefix that leads upstream maps to "-", so that it still
@@ -140,9 +180,9 @@ pub fn haproxy_config(dir: &Path, port: u16, table: &RangeTable, backends: &[Bac
     fs::write(&map_path, map).expect("haproxy map file");
     format!(
         r#"global
-  nbthread 2
+  nbthread {threads}
   maxconn 8000
-  pidfile {d}/haproxy.pid
+  pidfile {d}/haproxy-{port}.pid
 defaults
   mode http
   timeout connect 5s
@@ -161,6 +201,7 @@ frontend redirects
   http-request return status 404
 "#,
         d = dir.display(),
+        threads = shape.workers,
         map = map_path.display(),
     )
 }

@@ -6,20 +6,22 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 
-use super::load::WrkRun;
+use super::load::{Cpu, WrkRun};
 
 /// One round of one server in one mode.
 #[derive(Clone, Debug, Default)]
 pub struct Round {
     pub wrk: WrkRun,
-    /// Server CPU time over the run, microseconds.
-    pub cpu_us: f64,
+    /// Server CPU time over the run.
+    pub cpu: Cpu,
     pub quiet: bool,
 }
 
 /// All rounds of one server in one mode, and its memory after them.
 #[derive(Clone, Debug)]
 pub struct Series {
+    /// Which table: "pinned", "shared cores", "TLS, pinned", ...
+    pub section: String,
     pub mode: String,
     pub server: String,
     pub rounds: Vec<Round>,
@@ -46,6 +48,8 @@ pub struct Figures {
     pub p99: f64,
     pub p999: f64,
     pub cpu_per_request: f64,
+    pub user_per_request: f64,
+    pub system_per_request: f64,
     pub errors: u64,
     pub rss_mib: f64,
     pub pss_mib: f64,
@@ -63,7 +67,9 @@ impl Series {
             p50: m(|r| r.wrk.p50),
             p99: m(|r| r.wrk.p99),
             p999: m(|r| r.wrk.p999),
-            cpu_per_request: m(|r| r.cpu_us / r.wrk.requests.max(1) as f64),
+            cpu_per_request: m(|r| r.cpu.total_us() / r.wrk.requests.max(1) as f64),
+            user_per_request: m(|r| r.cpu.user_us / r.wrk.requests.max(1) as f64),
+            system_per_request: m(|r| r.cpu.system_us / r.wrk.requests.max(1) as f64),
             errors: self.rounds.iter().map(|r| r.wrk.errors).sum(),
             rss_mib: self.rss_kib as f64 / 1024.0,
             pss_mib: self.pss_kib as f64 / 1024.0,
@@ -72,13 +78,14 @@ impl Series {
     }
 }
 
-/// The Markdown table: one row per mode and server, each figure with its
-/// ratio to the mode's baseline server in the same run.
-pub fn markdown(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> String {
+/// The Markdown table of one section: a row per mode and server, each
+/// figure with its ratio to the mode's baseline server in the same run.
+pub fn markdown(all: &[Series], section: &str, baseline: impl Fn(&str) -> &'static str) -> String {
+    let series: Vec<&Series> = all.iter().filter(|s| s.section == section).collect();
     let mut out = String::from(
-        "| mode | server | req/s: median (ratio), min–max | p50 µs | p99 µs | p99.9 µs | CPU µs/req | RSS MiB | errors |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| mode | server | req/s: median (ratio), min–max | p50 µs | p99 µs | p99.9 µs | CPU µs/req | user | system | RSS MiB | errors |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    for s in series {
+    for s in &series {
         let f = s.figures();
         let base = series
             .iter()
@@ -90,7 +97,7 @@ pub fn markdown(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> S
         };
         let _ = writeln!(
             out,
-            "| {} | {}{} | {}, {:.0}–{:.0} | {} | {} | {} | {} | {}, PSS {:.1} | {} |",
+            "| {} | {}{} | {}, {:.0}–{:.0} | {} | {} | {} | {} | {:.1} | {:.1} | {}, PSS {:.1} | {} |",
             s.mode,
             s.server,
             if f.all_quiet { "" } else { " (busy machine)" },
@@ -101,6 +108,8 @@ pub fn markdown(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> S
             with(f.p99, 0, |b| b.p99),
             with(f.p999, 0, |b| b.p999),
             with(f.cpu_per_request, 1, |b| b.cpu_per_request),
+            f.user_per_request,
+            f.system_per_request,
             with(f.rss_mib, 1, |b| b.rss_mib),
             f.pss_mib,
             f.errors,
@@ -118,7 +127,7 @@ pub fn json(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> serde
             let base_name = baseline(&s.mode);
             let base = series
                 .iter()
-                .find(|b| b.mode == s.mode && b.server == base_name)
+                .find(|b| b.section == s.section && b.mode == s.mode && b.server == base_name)
                 .map(|b| b.figures());
             let ratio = |x: f64, b: fn(&Figures) -> f64| {
                 base.as_ref()
@@ -135,11 +144,14 @@ pub fn json(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> serde
                     "cpu_us_per_request": ratio(f.cpu_per_request, |b| b.cpu_per_request),
                     "rss": ratio(f.rss_mib, |b| b.rss_mib),
                 },
+                "section": s.section,
                 "mode": s.mode,
                 "server": s.server,
                 "req_per_s": {"median": f.rate, "min": f.rate_min, "max": f.rate_max},
                 "latency_us": {"p50": f.p50, "p99": f.p99, "p99_9": f.p999},
                 "cpu_us_per_request": f.cpu_per_request,
+                "user_us_per_request": f.user_per_request,
+                "system_us_per_request": f.system_per_request,
                 "rss_mib": f.rss_mib,
                 "pss_mib": f.pss_mib,
                 "errors": f.errors,
@@ -148,7 +160,8 @@ pub fn json(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> serde
                     "requests": r.wrk.requests,
                     "seconds": r.wrk.seconds,
                     "req_per_s": r.wrk.rate(),
-                    "cpu_us": r.cpu_us,
+                    "user_us": r.cpu.user_us,
+                    "system_us": r.cpu.system_us,
                     "p50_us": r.wrk.p50,
                     "p99_us": r.wrk.p99,
                     "p99_9_us": r.wrk.p999,

@@ -1,0 +1,116 @@
+//! The serving threads. Each is a current-thread runtime that accepts on
+//! its own listening socket and serves the connections it accepted on the
+//! same thread: no connection is handed from an accepting thread to a
+//! serving one (two futex wake-ups and an eventfd write each, on a
+//! multi-threaded runtime), and no runtime's workers steal from each
+//! other. The kernel spreads new connections over the sockets
+//! (SO_REUSEPORT), as nginx's workers share theirs.
+//!
+//! Admin, health checks and reloads run on the caller's runtime, so a
+//! reload never stalls a serving thread.
+
+use std::{net::TcpListener, sync::Arc, thread};
+
+use tokio::sync::{Semaphore, oneshot, watch};
+
+use super::{accept::accept_loop, conn::Conns, metrics::Metrics, socket};
+
+/// The running serving threads.
+pub struct Workers {
+    threads: Vec<thread::JoinHandle<()>>,
+    /// One per thread: its accept loop has returned (its socket closed).
+    accepting: Vec<oneshot::Receiver<()>>,
+    /// Dropped with the value: the threads end then too.
+    stop: watch::Sender<bool>,
+}
+
+impl Workers {
+    /// A thread per listener, each accepting until `drain` turns true and
+    /// serving until [`Workers::stop`]. Returns once every thread has
+    /// its runtime and its socket registered, or with the first error.
+    pub async fn start(
+        listeners: Vec<TcpListener>,
+        conns: Arc<Conns>,
+        slots: Arc<Semaphore>,
+        metrics: Arc<Metrics>,
+        drain: watch::Receiver<bool>,
+    ) -> std::io::Result<Workers> {
+        let (stop, stopped) = watch::channel(false);
+        let mut workers = Workers {
+            threads: Vec::new(),
+            accepting: Vec::new(),
+            stop,
+        };
+        let mut started = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let (ready_tx, ready) = oneshot::channel();
+            let (accepting_tx, accepting) = oneshot::channel();
+            let (conns, slots, metrics) = (conns.clone(), slots.clone(), metrics.clone());
+            let (drain, mut stopped) = (drain.clone(), stopped.clone());
+            let run = move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => return drop(ready_tx.send(Err(e))),
+                };
+                runtime.block_on(async move {
+                    let listener = match socket::Listener::new(listener) {
+                        Ok(l) => l,
+                        Err(e) => return drop(ready_tx.send(Err(e))),
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    accept_loop(
+                        "public",
+                        listener,
+                        slots,
+                        metrics,
+                        drain,
+                        move |stream, peer, slot| {
+                            tokio::spawn(conns.clone().serve(stream, peer, slot));
+                        },
+                    )
+                    .await;
+                    let _ = accepting_tx.send(());
+                    // Connections in flight finish on this runtime; the
+                    // caller says when the grace period is over.
+                    let _ = stopped.wait_for(|s| *s).await;
+                });
+            };
+            let thread = thread::Builder::new()
+                .name(format!("steer-worker-{i}"))
+                .spawn(run)?;
+            workers.threads.push(thread);
+            workers.accepting.push(accepting);
+            started.push(ready);
+        }
+        for ready in started {
+            match ready.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(std::io::Error::other("a serving thread ended at start")),
+            }
+        }
+        Ok(workers)
+    }
+
+    /// Waits until every accept loop has returned (after the drain).
+    pub async fn stopped_accepting(&mut self) {
+        for accepting in self.accepting.drain(..) {
+            let _ = accepting.await;
+        }
+    }
+
+    /// Ends every serving thread: connections still open are dropped.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}

@@ -1,0 +1,161 @@
+//! The issue's goals for `bench http`, each said met or MISSED, and the
+//! counts' table.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+use steer_tests::http_bench::report::{Figures, Series};
+
+use super::Counted;
+
+fn say(ok: bool, what: String) {
+    println!("goal {}: {what}", if ok { "met" } else { "MISSED" });
+}
+
+/// The counts side by side, ratios to nginx; then the redirector's and
+/// nginx's system calls per new connection by name.
+pub fn counts_table(counts: &[Counted]) -> String {
+    let mut out = String::from(
+        "| server | syscalls/req, keep-alive | syscalls/conn, new connection | Ir/req, keep-alive | Ir/req, new connection |\n|---|---|---|---|---|\n",
+    );
+    let nginx = counts.iter().find(|c| c.server == "nginx");
+    let with = |x: f64, b: Option<f64>, digits: usize| match b {
+        Some(b) if b > 0.0 => format!("{x:.digits$} ({:.2}x)", x / b),
+        _ => format!("{x:.digits$}"),
+    };
+    for c in counts {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            c.server,
+            with(
+                c.syscalls_keep_alive.total,
+                nginx.map(|n| n.syscalls_keep_alive.total),
+                1
+            ),
+            with(c.syscalls_new.total, nginx.map(|n| n.syscalls_new.total), 1),
+            with(c.ir_keep_alive, nginx.map(|n| n.ir_keep_alive), 0),
+            with(c.ir_new, nginx.map(|n| n.ir_new), 0),
+        );
+    }
+    for c in counts {
+        let calls: Vec<String> = c
+            .syscalls_new
+            .by_name
+            .iter()
+            .filter(|(_, v)| v.abs() >= 0.05)
+            .map(|(k, v)| format!("{k} {v:.2}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\n{} per new connection: {}",
+            c.server,
+            calls.join(", ")
+        );
+    }
+    out
+}
+
+pub fn counts_json(counts: &[Counted]) -> serde_json::Value {
+    counts
+        .iter()
+        .map(|c| {
+            json!({
+                "server": c.server,
+                "syscalls_per_request_keep_alive": c.syscalls_keep_alive.total,
+                "syscalls_per_connection": c.syscalls_new.total,
+                "syscalls_per_connection_by_name": c.syscalls_new.by_name,
+                "syscalls_per_request_keep_alive_by_name": c.syscalls_keep_alive.by_name,
+                "ir_per_request_keep_alive": c.ir_keep_alive,
+                "ir_per_request_new_connection": c.ir_new,
+            })
+        })
+        .collect()
+}
+
+/// Every goal of the issue the run measured, met or missed.
+pub fn check(series: &[Series], counts: Option<&[Counted]>) {
+    let get = |section: &str, mode: &str, server: &str| -> Option<Figures> {
+        series
+            .iter()
+            .find(|s| s.section == section && s.mode == mode && s.server == server)
+            .map(|s| s.figures())
+    };
+    let ratio = |section: &str, mode: &str| -> Option<f64> {
+        Some(
+            get(section, mode, "steer")?.cpu_per_request
+                / get(section, mode, "nginx")?.cpu_per_request,
+        )
+    };
+    if let Some(r) = ratio("pinned", "keep-alive") {
+        say(
+            r <= 0.85,
+            format!("pinned keep-alive CPU per request {r:.2}x nginx (at most 0.85x)"),
+        );
+    }
+    if let Some(r) = ratio("pinned", "new connection") {
+        say(
+            r <= 0.9,
+            format!("pinned new-connection CPU per request {r:.2}x nginx (at most 0.9x)"),
+        );
+    }
+    for mode in ["keep-alive", "new connection"] {
+        if let Some(r) = ratio("shared cores", mode) {
+            say(
+                r <= 1.0,
+                format!("shared cores {mode} CPU per request {r:.2}x nginx (at most 1x)"),
+            );
+        }
+    }
+    if let Some(r) = ratio("TLS", "new TLS connection") {
+        say(
+            r <= 1.0,
+            format!("CPU per new TLS connection {r:.2}x nginx (at most 1x)"),
+        );
+    }
+    for section in ["pinned", "shared cores"] {
+        for mode in ["keep-alive", "new connection"] {
+            if let (Some(st), Some(hp)) =
+                (get(section, mode, "steer"), get(section, mode, "haproxy"))
+            {
+                say(
+                    st.p99 <= hp.p99,
+                    format!(
+                        "{section} {mode} p99 no worse than HAProxy's: {:.0} against {:.0} µs",
+                        st.p99, hp.p99
+                    ),
+                );
+            }
+        }
+    }
+    let rss = series
+        .iter()
+        .filter(|s| s.server == "steer")
+        .map(|s| s.figures().rss_mib)
+        .fold(0.0, f64::max);
+    if rss > 0.0 {
+        say(
+            rss < 20.0,
+            format!("RSS with the full ranges {rss:.1} MiB (under 20 MiB)"),
+        );
+    }
+    let Some(counts) = counts else { return };
+    let (Some(st), Some(ng)) = (
+        counts.iter().find(|c| c.server == "steer"),
+        counts.iter().find(|c| c.server == "nginx"),
+    ) else {
+        return;
+    };
+    let r = st.ir_keep_alive / ng.ir_keep_alive;
+    say(
+        r <= 0.6,
+        format!("keep-alive instructions per request {r:.2}x nginx (at most 0.6x)"),
+    );
+    say(
+        st.syscalls_new.total <= ng.syscalls_new.total,
+        format!(
+            "system calls per new connection {:.1} against nginx's {:.1} (no more)",
+            st.syscalls_new.total, ng.syscalls_new.total
+        ),
+    );
+}
