@@ -9,7 +9,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub struct Prefixed<S> {
     prefix: Vec<u8>,
@@ -43,9 +43,16 @@ impl<S: AsyncRead + Unpin> Prefixed<S> {
         if room == 0 {
             return Err(io::Error::other("buffer full"));
         }
-        let mut chunk = vec![0u8; room];
-        let n = self.inner.read(&mut chunk).await?;
-        self.prefix.extend_from_slice(&chunk[..n]);
+        // Straight into the buffer's spare room, not zeroed first: this
+        // runs once per connection.
+        self.prefix.reserve_exact(room);
+        let len = self.prefix.len();
+        let spare = &mut self.prefix.spare_capacity_mut()[..room];
+        let mut buf = ReadBuf::uninit(spare);
+        std::future::poll_fn(|cx| Pin::new(&mut self.inner).poll_read(cx, &mut buf)).await?;
+        let n = buf.filled().len();
+        // SAFETY: the reader initialized the first `n` spare bytes.
+        unsafe { self.prefix.set_len(len + n) };
         Ok(n)
     }
 
@@ -145,7 +152,7 @@ pub async fn sniff<S: AsyncRead + Unpin>(io: &mut Prefixed<S>) -> io::Result<Opt
 mod tests {
     use std::time::Duration;
 
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
 

@@ -68,7 +68,10 @@ impl Workers {
                         metrics,
                         drain,
                         move |stream, peer, slot| {
-                            tokio::spawn(conns.clone().serve(stream, peer, slot));
+                            // Boxed: the task then holds a pointer, not a
+                            // connection's whole state machine, which it
+                            // would copy at each change of stage.
+                            tokio::spawn(Box::pin(conns.clone().serve(stream, peer, slot)));
                         },
                     )
                     .await;
