@@ -514,13 +514,14 @@ impl Bench {
                 let cpu = cpu_times(s.pid()) - before;
                 let per = |us: f64| us / run.requests.max(1) as f64;
                 eprintln!(
-                    "  {:<13} {mode:<20} round {} {:<18} {:>8.0} req/s, {:.1} + {:.1} µs CPU/req{}",
+                    "  {:<13} {mode:<20} round {} {:<18} {:>8.0} req/s, {:.1} + {:.1} µs CPU/req, {:.3} faults/req{}",
                     cores.section(),
                     round + 1,
                     s.name,
                     run.rate(),
                     per(cpu.user_us),
                     per(cpu.system_us),
+                    per(cpu.minor_faults),
                     if quiet { "" } else { " (busy machine)" }
                 );
                 series[i].rounds.push(Round {

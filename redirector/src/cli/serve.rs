@@ -194,8 +194,13 @@ impl ServeArgs {
 /// `redirector serve`: bind, say where, serve until SIGTERM or Ctrl-C.
 pub fn run(args: ServeArgs) -> Result<()> {
     let config = args.config()?;
+    crate::serve::cap_malloc_arenas(config.workers);
+    // The control plane: admin, health checks, reloads. Requests are
+    // served on the workers' own threads (serve::workers); one thread
+    // here is enough, and each thread costs memory (a stack, a malloc
+    // arena). Multi-threaded so a reload can block it briefly.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers)
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the runtime")?;

@@ -21,7 +21,8 @@ use tracing::info;
 
 use super::{
     accept,
-    conn::{Activity, MAX_HEADER_BYTES, drive},
+    activity::{Activity, IdleRule},
+    conn::{MAX_HEADER_BYTES, drive},
     metrics::Counted,
     report_page,
     state::State,
@@ -62,7 +63,8 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, stop: watch::Receiv
                 };
                 let c = builder.serve_connection(TokioIo::new(stream), service);
                 let metrics = state.metrics.clone();
-                drive(c, &activity, &ADMIN, "admin", &metrics, &mut stop).await;
+                let idle = IdleRule::streams(&ADMIN);
+                drive(c, &activity, idle, &ADMIN, "admin", &metrics, &mut stop).await;
                 drop(slot);
             });
         }

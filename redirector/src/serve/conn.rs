@@ -3,22 +3,16 @@
 //!
 //! - accept to the first request byte (PROXY header, TLS handshake,
 //!   HTTP/2 preface): `handshake_timeout`;
-//! - a request's headers, and on HTTP/1 the wait between requests:
-//!   `header_timeout` (hyper's header read timer);
-//! - no request in flight: `idle_timeout` (before the first request,
-//!   `header_timeout`), then a graceful close (HTTP/2: GOAWAY) that gets
-//!   `header_timeout` to finish before the connection is dropped;
+//! - HTTP/1: from accept, or from the end of the last answer, to the next
+//!   request's complete head: `header_timeout` (one timer per idle
+//!   spell, [`IdleRule::http1`], not hyper's timer per request);
+//! - HTTP/2, no stream in flight: `idle_timeout` (before the first
+//!   request, `header_timeout`);
+//! - then a graceful close (HTTP/2: GOAWAY) that gets `header_timeout` to
+//!   finish before the connection is dropped;
 //! - on drain (SIGTERM), a graceful close bounded by the grace period.
 
-use std::{
-    convert::Infallible,
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use hyper::{Request, body::Incoming, service::service_fn};
 use hyper_util::{
@@ -28,13 +22,13 @@ use hyper_util::{
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     sync::{OwnedSemaphorePermit, Semaphore, watch},
-    time::Instant,
 };
 use tracing::debug;
 
 use crate::config::limits::Limits;
 
 use super::{
+    activity::{Activity, IdleRule},
     handler::{self, ConnInfo},
     metrics::{Counted, Metrics},
     prefixed::{Prefixed, Protocol, sniff},
@@ -94,9 +88,10 @@ impl Conns {
         // just before it closes. A client that shuts its write side after
         // the request still gets the answer; one that vanished is noticed
         // when the answer is written (handlers are bounded in time).
+        // No header-read timer: IdleRule::http1 bounds the same wait.
         http1
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
+            .header_read_timeout(None)
             .half_close(true)
             .max_buf_size(MAX_HEADER_BYTES);
         let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -221,11 +216,31 @@ impl Conns {
         match protocol {
             Protocol::Http1 => {
                 let c = self.http1.serve_connection(io, service);
-                drive(c, &activity, &self.limits, "public", metrics, &mut drain).await
+                let idle = IdleRule::http1(&self.limits);
+                drive(
+                    c,
+                    &activity,
+                    idle,
+                    &self.limits,
+                    "public",
+                    metrics,
+                    &mut drain,
+                )
+                .await
             }
             Protocol::Http2 => {
                 let c = self.http2.serve_connection(io, service);
-                drive(c, &activity, &self.limits, "public", metrics, &mut drain).await
+                let idle = IdleRule::streams(&self.limits);
+                drive(
+                    c,
+                    &activity,
+                    idle,
+                    &self.limits,
+                    "public",
+                    metrics,
+                    &mut drain,
+                )
+                .await
             }
         }
     }
@@ -244,6 +259,7 @@ async fn sniffed<S: AsyncRead + Unpin>(io: &mut Prefixed<S>) -> Result<Protocol,
 pub async fn drive<C>(
     conn: C,
     activity: &Activity,
+    idle: IdleRule,
     limits: &Limits,
     listener: &'static str,
     metrics: &Metrics,
@@ -266,7 +282,7 @@ pub async fn drive<C>(
             }
             return;
         }
-        _ = activity.idle(limits) => false,
+        _ = activity.idle(idle) => false,
         _ = drain.wait_for(|d| *d) => true,
     };
     if draining {
@@ -285,100 +301,11 @@ pub async fn drive<C>(
         return;
     }
     conn.as_mut().graceful_shutdown();
-    metrics.connection_rejected(listener, "idle_timeout").inc();
+    metrics.connection_rejected(listener, idle.reason).inc();
     if tokio::time::timeout(limits.header_timeout, conn)
         .await
         .is_err()
     {
         metrics.connection_rejected(listener, "close_timeout").inc();
-    }
-}
-
-/// When a connection last started or finished a request, and how many
-/// are in flight: what the idle deadline is measured from.
-pub struct Activity {
-    opened: Instant,
-    /// Requests in flight (low 32 bits) and requests begun (high 32).
-    counts: AtomicU64,
-    /// Milliseconds after `opened` of the last start or finish.
-    last_ms: AtomicU64,
-    /// Woken when the first request begins.
-    first: tokio::sync::Notify,
-}
-
-impl Default for Activity {
-    fn default() -> Self {
-        Activity::new()
-    }
-}
-
-impl Activity {
-    pub fn new() -> Activity {
-        Activity {
-            opened: Instant::now(),
-            counts: AtomicU64::new(0),
-            last_ms: AtomicU64::new(0),
-            first: tokio::sync::Notify::new(),
-        }
-    }
-
-    fn touch(&self) {
-        let ms = self.opened.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// Marks a request in flight until the guard drops.
-    pub fn begin(self: &Arc<Self>) -> Busy {
-        let before = self.counts.fetch_add((1 << 32) | 1, Ordering::Relaxed);
-        self.touch();
-        if before >> 32 == 0 {
-            self.first.notify_waiters();
-        }
-        Busy(self.clone())
-    }
-
-    /// Completes once a request has begun on the connection.
-    async fn first_request(&self) {
-        let notified = self.first.notified();
-        tokio::pin!(notified);
-        // Registered before the check, so a request that begins in
-        // between still wakes it.
-        notified.as_mut().enable();
-        if self.counts.load(Ordering::Relaxed) >> 32 > 0 {
-            return;
-        }
-        notified.await;
-    }
-
-    /// Completes once no request has been in flight for the idle limit.
-    async fn idle(&self, limits: &Limits) {
-        loop {
-            let counts = self.counts.load(Ordering::Relaxed);
-            let (in_flight, begun) = (counts & 0xffff_ffff, counts >> 32);
-            let limit = match begun {
-                0 => limits.header_timeout.min(limits.idle_timeout),
-                _ => limits.idle_timeout,
-            };
-            if in_flight > 0 {
-                tokio::time::sleep(limit).await;
-                continue;
-            }
-            let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let deadline = last + limit;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline).await;
-        }
-    }
-}
-
-/// A request in flight on a connection.
-pub struct Busy(Arc<Activity>);
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.counts.fetch_sub(1, Ordering::Relaxed);
-        self.0.touch();
     }
 }

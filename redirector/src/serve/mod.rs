@@ -12,6 +12,7 @@
 
 mod accept;
 mod access_log;
+mod activity;
 mod admin;
 mod blob_check;
 mod conn;
@@ -49,6 +50,7 @@ use tracing::{error, info, warn};
 
 pub use blob_check::{BlobProbe, HttpProbe, Presence};
 use state::{Served, State};
+pub use workers::cap_malloc_arenas;
 
 use crate::{
     config::{Config, ConfigError, limits::ADMIN},

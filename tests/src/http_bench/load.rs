@@ -162,11 +162,14 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
     Some(rest.split_whitespace().map(str::to_owned).collect())
 }
 
-/// CPU time spent in user space and in the kernel, microseconds.
+/// CPU time spent in user space and in the kernel, microseconds, and
+/// minor page faults (memory the kernel had to map in, counted in the
+/// system time).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Cpu {
     pub user_us: f64,
     pub system_us: f64,
+    pub minor_faults: f64,
 }
 
 impl Cpu {
@@ -181,6 +184,7 @@ impl std::ops::Sub for Cpu {
         Cpu {
             user_us: self.user_us - before.user_us,
             system_us: self.system_us - before.system_us,
+            minor_faults: self.minor_faults - before.minor_faults,
         }
     }
 }
@@ -194,11 +198,13 @@ pub fn cpu_times(pid: u32) -> Cpu {
         .into_iter()
         .filter_map(stat_fields)
         .fold(Cpu::default(), |sum, f| {
-            // utime and stime are fields 14 and 15 of stat, 12 and 13 here.
+            // minflt, utime and stime are fields 10, 14 and 15 of stat,
+            // 8, 12 and 13 here.
             let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
             Cpu {
                 user_us: sum.user_us + t(11) / hz * 1e6,
                 system_us: sum.system_us + t(12) / hz * 1e6,
+                minor_faults: sum.minor_faults + t(7),
             }
         })
 }

@@ -50,6 +50,7 @@ pub struct Figures {
     pub cpu_per_request: f64,
     pub user_per_request: f64,
     pub system_per_request: f64,
+    pub faults_per_request: f64,
     pub errors: u64,
     pub rss_mib: f64,
     pub pss_mib: f64,
@@ -70,6 +71,7 @@ impl Series {
             cpu_per_request: m(|r| r.cpu.total_us() / r.wrk.requests.max(1) as f64),
             user_per_request: m(|r| r.cpu.user_us / r.wrk.requests.max(1) as f64),
             system_per_request: m(|r| r.cpu.system_us / r.wrk.requests.max(1) as f64),
+            faults_per_request: m(|r| r.cpu.minor_faults / r.wrk.requests.max(1) as f64),
             errors: self.rounds.iter().map(|r| r.wrk.errors).sum(),
             rss_mib: self.rss_kib as f64 / 1024.0,
             pss_mib: self.pss_kib as f64 / 1024.0,
@@ -83,7 +85,7 @@ impl Series {
 pub fn markdown(all: &[Series], section: &str, baseline: impl Fn(&str) -> &'static str) -> String {
     let series: Vec<&Series> = all.iter().filter(|s| s.section == section).collect();
     let mut out = String::from(
-        "| mode | server | req/s: median (ratio), min–max | p50 µs | p99 µs | p99.9 µs | CPU µs/req | user | system | RSS MiB | errors |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| mode | server | req/s: median (ratio), min–max | p50 µs | p99 µs | p99.9 µs | CPU µs/req | user | system | page faults/req | RSS MiB | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in &series {
         let f = s.figures();
@@ -97,7 +99,7 @@ pub fn markdown(all: &[Series], section: &str, baseline: impl Fn(&str) -> &'stat
         };
         let _ = writeln!(
             out,
-            "| {} | {}{} | {}, {:.0}–{:.0} | {} | {} | {} | {} | {:.1} | {:.1} | {}, PSS {:.1} | {} |",
+            "| {} | {}{} | {}, {:.0}–{:.0} | {} | {} | {} | {} | {:.1} | {:.1} | {:.3} | {}, PSS {:.1} | {} |",
             s.mode,
             s.server,
             if f.all_quiet { "" } else { " (busy machine)" },
@@ -110,6 +112,7 @@ pub fn markdown(all: &[Series], section: &str, baseline: impl Fn(&str) -> &'stat
             with(f.cpu_per_request, 1, |b| b.cpu_per_request),
             f.user_per_request,
             f.system_per_request,
+            f.faults_per_request,
             with(f.rss_mib, 1, |b| b.rss_mib),
             f.pss_mib,
             f.errors,
@@ -152,6 +155,7 @@ pub fn json(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> serde
                 "cpu_us_per_request": f.cpu_per_request,
                 "user_us_per_request": f.user_per_request,
                 "system_us_per_request": f.system_per_request,
+                "minor_faults_per_request": f.faults_per_request,
                 "rss_mib": f.rss_mib,
                 "pss_mib": f.pss_mib,
                 "errors": f.errors,
@@ -162,6 +166,7 @@ pub fn json(series: &[Series], baseline: impl Fn(&str) -> &'static str) -> serde
                     "req_per_s": r.wrk.rate(),
                     "user_us": r.cpu.user_us,
                     "system_us": r.cpu.system_us,
+                    "minor_faults": r.cpu.minor_faults,
                     "p50_us": r.wrk.p50,
                     "p99_us": r.wrk.p99,
                     "p99_9_us": r.wrk.p999,
