@@ -147,7 +147,7 @@ impl Config {
         let workers = l.workers.unwrap_or_else(default_workers);
         if !(1..=MAX_WORKERS).contains(&workers) {
             return Err(ConfigError::new(format!(
-                "workers: `{workers}` is not from 1 to {MAX_WORKERS}"
+                "workers (--workers, server.workers): `{workers}` is not from 1 to {MAX_WORKERS}"
             )));
         }
         let max_connections = l.max_connections.unwrap_or(d.max_connections);

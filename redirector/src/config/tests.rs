@@ -107,8 +107,16 @@ fn an_empty_file_keeps_the_defaults() {
 }
 
 #[test]
+fn workers_default_to_one_per_cpu() {
+    assert_eq!(parse("").unwrap().config.workers, super::default_workers());
+    assert_eq!(parse("[server]\nworkers = 3").unwrap().config.workers, 3);
+}
+
+#[test]
 fn errors_name_the_key() {
     let cases = [
+        ("[server]\nworkers = 0", "server.workers"),
+        ("[server]\nworkers = 100000", "server.workers"),
         ("[upstream]\nregistry = \"ftp://x\"", "upstream.registry"),
         ("[upstream]\npath = \"a/../b\"", "upstream.path"),
         ("[upstream]\nregistyr = \"https://x\"", "registyr"),

@@ -110,3 +110,26 @@ fn is_listening_tcp(fd: RawFd) -> bool {
 fn migrates_requests() -> bool {
     std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req").is_ok_and(|v| v.trim() == "1")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn workers_get_a_socket_each_on_one_port() {
+        let all = public("127.0.0.1:0".parse().unwrap(), false, 3).unwrap();
+        assert_eq!(all.len(), 3);
+        let port = all[0].local_addr().unwrap().port();
+        assert!(all.iter().all(|l| l.local_addr().unwrap().port() == port));
+    }
+
+    #[tokio::test]
+    async fn a_port_someone_holds_is_still_an_error() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap();
+        for workers in [1, 2] {
+            let e = public(addr, false, workers).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::AddrInUse, "{workers} workers");
+        }
+    }
+}

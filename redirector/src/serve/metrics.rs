@@ -14,7 +14,7 @@ use super::{fleet::FleetMetrics, request_limit::LimitMetrics};
 
 /// The labels of `steer_requests_total`. Built for every request, so it
 /// holds only shared pointers and static strings: no allocation.
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestLabels {
     /// What the router made of the request: blob, manifest, api-base, ...
     pub route: &'static str,
@@ -58,6 +58,29 @@ impl Eq for Target {}
 impl std::hash::Hash for Target {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.as_str().hash(state);
+    }
+}
+
+/// Looked up in the family's map (SipHash) on every request, so it hashes
+/// three values instead of eleven: the short fields packed into one word
+/// (lengths, ends, status) and the two strings that tell most series
+/// apart. Equal labels hash alike (equality still compares every field),
+/// and labels differing only inside the packed names share a bucket.
+impl std::hash::Hash for RequestLabels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let ends = |s: &str| {
+            let b = s.as_bytes();
+            let (first, last) = (b.first().copied(), b.last().copied());
+            (u64::from(first.unwrap_or(0)) << 8 | u64::from(last.unwrap_or(0))) << 8
+                | b.len() as u64 & 0xff
+        };
+        let packed = u64::from(self.status)
+            ^ ends(self.route) << 16
+            ^ ends(self.source) << 40
+            ^ ends(&self.class.provider) << 24;
+        state.write_u64(packed);
+        state.write(self.class.region.as_bytes());
+        state.write(self.backend.as_str().as_bytes());
     }
 }
 
