@@ -136,6 +136,9 @@ fn serve_in_process() -> SocketAddr {
     let config = args.config_with_env(|_| None).expect("config");
     let (bound_tx, bound) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // The serving thread is started from this one and inherits its
+        // CPU.
+        pin_to_cpu0();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .on_thread_start(pin_to_cpu0)

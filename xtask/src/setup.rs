@@ -11,7 +11,8 @@ use anyhow::{Context as _, Result, bail};
 /// openssl and curl for the TLS test (a throwaway certificate, an HTTP/2
 /// client); the real servers and clients of the end-to-end pulls and the
 /// demo: the distribution registry, nginx, skopeo and containerd; the
-/// peers and the load generator of `bench http`: HAProxy and wrk;
+/// peers and the load generator of `bench http`: HAProxy and wrk, and
+/// its counting tools, strace and valgrind (callgrind);
 /// systemd for `systemd-analyze verify` of the units in deploy/systemd;
 /// python3-venv for moto, the S3-compatible server of the sync tests;
 /// podman for `cargo xtask image` and its test; Prometheus (the
@@ -32,6 +33,8 @@ const APT_PACKAGES: &[&str] = &[
     "containerd",
     "haproxy",
     "wrk",
+    "strace",
+    "valgrind",
     "systemd",
     "python3-venv",
     "podman",
