@@ -211,38 +211,28 @@ impl Conns {
             })
         };
         let io = TokioIo::new(io);
-        let mut drain = self.drain.clone();
-        let metrics = &self.state.metrics;
         match protocol {
             Protocol::Http1 => {
                 let c = self.http1.serve_connection(io, service);
-                let idle = IdleRule::http1(&self.limits);
-                drive(
-                    c,
-                    &activity,
-                    idle,
-                    &self.limits,
-                    "public",
-                    metrics,
-                    &mut drain,
-                )
-                .await
+                self.drive(c, &activity, IdleRule::http1(&self.limits))
+                    .await
             }
             Protocol::Http2 => {
                 let c = self.http2.serve_connection(io, service);
-                let idle = IdleRule::streams(&self.limits);
-                drive(
-                    c,
-                    &activity,
-                    idle,
-                    &self.limits,
-                    "public",
-                    metrics,
-                    &mut drain,
-                )
-                .await
+                self.drive(c, &activity, IdleRule::streams(&self.limits))
+                    .await
             }
         }
+    }
+
+    /// [`drive`] on the public listener.
+    async fn drive<C>(&self, c: C, activity: &Activity, idle: IdleRule)
+    where
+        C: GracefulConnection<Error = hyper::Error>,
+    {
+        let (limits, metrics) = (&self.limits, &self.state.metrics);
+        let mut drain = self.drain.clone();
+        drive(c, activity, idle, limits, "public", metrics, &mut drain).await
     }
 }
 

@@ -12,7 +12,7 @@ use std::{
 };
 
 use super::load::process_tree;
-use crate::netns::Netns;
+use crate::{netns::Netns, pulls::servers::listening_within};
 
 /// The CPU servers are pinned to; the load generator gets the next one.
 pub const SERVER_CPU: usize = 0;
@@ -102,20 +102,7 @@ impl Server {
             socket,
             child: Some(child),
         };
-        let listening = ns
-            .spawn(move || {
-                let deadline = Instant::now() + START_LIMIT;
-                while Instant::now() < deadline {
-                    if TcpStream::connect_timeout(&socket, Duration::from_millis(500)).is_ok() {
-                        return true;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                false
-            })
-            .join()
-            .unwrap();
-        if !listening || s.exited() {
+        if !listening_within(ns, socket, START_LIMIT) || s.exited() {
             let log = std::fs::read_to_string(log).unwrap_or_default();
             panic!("{name} did not start listening on {socket}: {log}");
         }

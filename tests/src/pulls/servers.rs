@@ -57,20 +57,24 @@ fn read_log(path: &Path) -> Vec<Access> {
 /// Waits (at most 20 s) until `addr` accepts TCP connections from inside
 /// `ns`.
 pub fn wait_listening(ns: &Netns, addr: SocketAddr, what: &str) {
-    let ok = ns
-        .spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
-                    return true;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            false
-        })
-        .join()
-        .unwrap();
+    let ok = listening_within(ns, addr, Duration::from_secs(20));
     assert!(ok, "{what} did not start listening on {addr} within 20 s");
+}
+
+/// Whether `addr` in `ns` accepts a connection within `limit`.
+pub fn listening_within(ns: &Netns, addr: SocketAddr, limit: Duration) -> bool {
+    ns.spawn(move || {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    })
+    .join()
+    .unwrap()
 }
 
 /// The upstream: a distribution registry on `addr:5000`, storing under
