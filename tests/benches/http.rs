@@ -41,7 +41,7 @@ use steer_tests::{
         peers::{BACKEND_REGIONS, Backend, redirector_config},
         report::{json, markdown},
         request_set,
-        servers::SERVER_CPU,
+        servers::{CLIENT_CPU, SERVER_CPU},
     },
     netns::Netns,
     process::is_root,
@@ -83,6 +83,10 @@ impl Cores {
 
     fn server_cpu(self) -> Option<usize> {
         (self == Cores::Pinned).then_some(SERVER_CPU)
+    }
+
+    fn client_cpu(self) -> Option<usize> {
+        (self == Cores::Pinned).then_some(CLIENT_CPU)
     }
 }
 

@@ -174,13 +174,17 @@ impl Socket {
         }
     }
 
-    /// Polls the write `op` until it does not block, registering first
-    /// if needed.
+    /// The write `op`, at once (the send buffer is rarely full), else
+    /// registered and polled until it does not block.
     fn poll_write_op(
         &mut self,
         cx: &mut Context<'_>,
         mut op: impl FnMut(&TcpStream) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
+        match op(self.stream()?) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            done => return Poll::Ready(done),
+        }
         let fd = self.register()?;
         loop {
             let mut guard = ready!(fd.poll_write_ready(cx))?;
@@ -260,13 +264,7 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        // The send buffer is rarely full: write first, wait only if not.
-        match this.stream()?.write(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            done => return Poll::Ready(done),
-        }
-        this.poll_write_op(cx, |mut s| s.write(buf))
+        self.get_mut().poll_write_op(cx, |mut s| s.write(buf))
     }
 
     fn poll_write_vectored(
@@ -274,12 +272,8 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        match this.stream()?.write_vectored(bufs) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            done => return Poll::Ready(done),
-        }
-        this.poll_write_op(cx, |mut s| s.write_vectored(bufs))
+        self.get_mut()
+            .poll_write_op(cx, |mut s| s.write_vectored(bufs))
     }
 
     fn is_write_vectored(&self) -> bool {

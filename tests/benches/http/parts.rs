@@ -11,7 +11,7 @@ use steer_tests::{
         load::{Load, cpu_times, memory_kib, wait_quiet, wrk, wrk_script},
         peers::{Shape, haproxy_config, nginx_config},
         report::{Round, Series},
-        servers::{CLIENT_CPU, Launch, Server},
+        servers::{Launch, Server},
     },
     loopback::self_signed,
     netns::Netns,
@@ -254,13 +254,7 @@ impl Bench {
                     continue;
                 }
                 let quiet = wait_quiet(0.25, Duration::from_secs(15));
-                let mut cmd = match cores {
-                    Cores::Pinned => self.ns.command("taskset"),
-                    Cores::Shared => self.ns.command("wrk"),
-                };
-                if cores == Cores::Pinned {
-                    cmd.args(["-c", &CLIENT_CPU.to_string(), "wrk"]);
-                }
+                let cmd = Launch::new("wrk").command(&self.ns, cores.client_cpu(), &[]);
                 let before = cpu_times(s.pid());
                 let run = wrk(cmd, script, &format!("{scheme}://{}/", s.socket), load);
                 let cpu = cpu_times(s.pid()) - before;

@@ -144,19 +144,7 @@ pub fn send(server: SocketAddr, requests: &[Request], n: usize, conn: Conn) -> R
     };
     let mut kept = None;
     for r in requests.iter().cycle().take(n) {
-        let xff = r
-            .client
-            .map(|c| format!("X-Forwarded-For: {c}\r\n"))
-            .unwrap_or_default();
-        let close = if conn == Conn::New {
-            "Connection: close\r\n"
-        } else {
-            ""
-        };
-        let head = format!(
-            "GET {} HTTP/1.1\r\nHost: registry.steer.test\r\n{xff}{close}\r\n",
-            r.path
-        );
+        let head = r.head(conn == Conn::New);
         match conn {
             Conn::New => {
                 let mut s = connect()?;

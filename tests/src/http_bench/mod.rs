@@ -61,22 +61,30 @@ pub fn request_set(table: &RangeTable, n: usize, seed: u64) -> Vec<Request> {
         .collect()
 }
 
+impl Request {
+    /// The request as HTTP/1.1 bytes, with `Connection: close` when
+    /// `close`.
+    pub fn head(&self, close: bool) -> String {
+        let xff = self
+            .client
+            .map(|c| format!("X-Forwarded-For: {c}\r\n"))
+            .unwrap_or_default();
+        let close = if close { "Connection: close\r\n" } else { "" };
+        format!(
+            "GET {} HTTP/1.1\r\nHost: registry.steer.test\r\n{xff}{close}\r\n",
+            self.path
+        )
+    }
+}
+
 /// Sends `request` to `server` on a new connection; its status and
 /// Location. Call from inside the namespace the server listens in.
 pub fn ask(server: SocketAddr, request: &Request) -> Result<(u16, Option<String>), String> {
     let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(5))
         .map_err(|e| format!("connect {server}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let xff = request
-        .client
-        .map(|c| format!("X-Forwarded-For: {c}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "GET {} HTTP/1.1\r\nHost: registry.steer.test\r\n{xff}Connection: close\r\n\r\n",
-        request.path
-    )
-    .map_err(|e| format!("send to {server}: {e}"))?;
+    s.write_all(request.head(true).as_bytes())
+        .map_err(|e| format!("send to {server}: {e}"))?;
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
     let status = answer
