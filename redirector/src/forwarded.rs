@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
 /// Longest `X-Forwarded-For` (all lines together) that is parsed.
@@ -34,7 +34,6 @@ impl Forwarded {
     /// bool says whether it came from the header.
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> (IpAddr, bool) {
         let peer = peer.to_canonical();
-        let entries = || entries(headers);
         match self {
             Forwarded::Peer => (peer, false),
             Forwarded::Trusted(proxies) => {
@@ -42,28 +41,40 @@ impl Forwarded {
                 if !trusted(&peer) {
                     return (peer, false);
                 }
-                let Some(list) = entries() else {
-                    return (peer, false);
-                };
-                match list.iter().rev().find(|a| !trusted(a)).or(list.first()) {
-                    Some(a) => (*a, true),
+                // The rightmost untrusted entry, else the first one.
+                let (mut first, mut untrusted) = (None, None);
+                let whole = each_entry(headers, |a| {
+                    first.get_or_insert(a);
+                    if !trusted(&a) {
+                        untrusted = Some(a);
+                    }
+                });
+                match whole.and(untrusted.or(first)) {
+                    Some(a) => (a, true),
                     None => (peer, false),
                 }
             }
-            Forwarded::SecondToLast => match entries() {
-                Some(list) if list.len() >= 2 => (list[list.len() - 2], true),
-                _ => (peer, false),
-            },
+            Forwarded::SecondToLast => {
+                let mut last_two = [None, None];
+                let whole = each_entry(headers, |a| last_two = [last_two[1], Some(a)]);
+                match whole.and(last_two[0]) {
+                    Some(a) => (a, true),
+                    None => (peer, false),
+                }
+            }
         }
     }
 }
 
-/// Every entry of every `X-Forwarded-For` line, in order; None when the
-/// header is absent, too long, or any entry is not an address.
-fn entries(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
-    let mut total = 0;
-    let mut out = Vec::new();
-    for value in headers.get_all("x-forwarded-for") {
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Calls `seen` with every entry of every `X-Forwarded-For` line, in
+/// order, without collecting them (this runs for every request). None
+/// when the header is absent, too long, or any entry is not an address:
+/// the caller then ignores what it was given.
+fn each_entry(headers: &HeaderMap, mut seen: impl FnMut(IpAddr)) -> Option<()> {
+    let (mut total, mut count) = (0, 0);
+    for value in headers.get_all(&X_FORWARDED_FOR) {
         total += value.len();
         if total > MAX_XFF_BYTES {
             return None;
@@ -74,13 +85,14 @@ fn entries(headers: &HeaderMap) -> Option<Vec<IpAddr>> {
             if part.is_empty() {
                 continue;
             }
-            if out.len() == MAX_XFF_ENTRIES {
+            if count == MAX_XFF_ENTRIES {
                 return None;
             }
-            out.push(parse_entry(part)?.to_canonical());
+            count += 1;
+            seen(parse_entry(part)?.to_canonical());
         }
     }
-    (!out.is_empty()).then_some(out)
+    (count > 0).then_some(())
 }
 
 /// `1.2.3.4`, `2001:db8::1`, and the `1.2.3.4:567` / `[2001:db8::1]:567`

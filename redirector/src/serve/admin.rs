@@ -61,7 +61,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, stop: watch::Receiv
                         }
                     })
                 };
-                let c = builder.serve_connection(TokioIo::new(stream), service);
+                let c = Box::pin(builder.serve_connection(TokioIo::new(stream), service));
                 let metrics = state.metrics.clone();
                 let idle = IdleRule::streams(&ADMIN);
                 drive(c, &activity, idle, &ADMIN, "admin", &metrics, &mut stop).await;
