@@ -55,6 +55,23 @@ fn query_bytes_above_ascii_are_percent_encoded() {
     }
 }
 
+/// A Location's String is allocated at its exact length, so the header
+/// takes it over without copying; only an escaped query grows it.
+#[test]
+fn locations_are_allocated_at_their_length() {
+    for (prefix, query) in [
+        ("", None),
+        ("p", None),
+        ("", Some("")),
+        ("p/q", Some("n=5")),
+    ] {
+        let url = upstream_location("https://up.example", prefix, "/a/manifests/v1", query);
+        assert_eq!(url.capacity(), url.len(), "{prefix:?} {query:?}: {url}");
+    }
+    let url = blob_location("https://b.example", "sha256:ab");
+    assert_eq!(url.capacity(), url.len(), "{url}");
+}
+
 #[test]
 fn upload_ids_cannot_climb_out_of_the_prefix() {
     for ok in [

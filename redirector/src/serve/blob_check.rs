@@ -155,7 +155,7 @@ impl BlobProbe for HttpProbe {
 
 pub struct BlobChecker {
     probe: Arc<dyn BlobProbe>,
-    cache: Cache<String, Presence>,
+    cache: Cache<String, Presence, foldhash::quality::RandomState>,
     timeout: Duration,
     metrics: Arc<Metrics>,
     /// HEADs in flight in the whole process.
@@ -193,7 +193,11 @@ impl BlobChecker {
                 found: settings.found_ttl,
                 missing: settings.missing_ttl,
             })
-            .build();
+            // Every blob request hashes its ~100-byte URL here: SipHash
+            // cost more than the rest of the lookup. foldhash is seeded
+            // per process, as std's RandomState is, and the URLs' digests
+            // are validated hex, not free text.
+            .build_with_hasher(foldhash::quality::RandomState::default());
         BlobChecker {
             probe,
             cache,

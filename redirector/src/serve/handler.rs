@@ -12,7 +12,8 @@ use tracing::info;
 use super::{
     access_log::Entry,
     blob_check::Presence,
-    metrics::{BlobLabels, RequestLabels, Target},
+    metrics::{BlobLabels, Target},
+    request_counter::RequestLabels,
     state::{Source, State},
 };
 use crate::{
@@ -74,8 +75,11 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
             too_many_requests(limited.unwrap_or(1)),
             Target::Fixed("limited"),
         ),
-        Route::Info => (redirect(&settings.info_url), Target::Fixed("info")),
-        Route::Privacy => (redirect(&settings.privacy_url), Target::Fixed("privacy")),
+        Route::Info => (redirect(settings.info_url.clone()), Target::Fixed("info")),
+        Route::Privacy => (
+            redirect(settings.privacy_url.clone()),
+            Target::Fixed("privacy"),
+        ),
         Route::ApiBase => {
             let mut r = empty(StatusCode::OK);
             r.headers_mut().insert(
@@ -121,7 +125,7 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
             match blob_backend(state, conn, settings, &class, client, digest, counted).await {
                 Some((url, name, size)) => {
                     blob = Some((digest, size));
-                    (redirect(&url), Target::Backend(name))
+                    (redirect(url), Target::Backend(name))
                 }
                 None => {
                     let response = upstream(settings, &settings.upstream, rest, uri.query());
@@ -153,21 +157,17 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
             }
         }
     };
-    state
-        .metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            route: route_name,
-            status: response.status().as_u16(),
-            class: class.clone(),
-            backend: if response.headers().contains_key(header::LOCATION) {
-                target.clone()
-            } else {
-                Target::Fixed("none")
-            },
-            source: source.as_str(),
-        })
-        .inc();
+    state.metrics.requests.inc(RequestLabels {
+        route: route_name,
+        status: response.status().as_u16(),
+        class: class.clone(),
+        backend: if response.headers().contains_key(header::LOCATION) {
+            target.clone()
+        } else {
+            Target::Fixed("none")
+        },
+        source: source.as_str(),
+    });
     if let Some(log) = &state.access_log {
         let class_name = class.to_string();
         let client_text = client.to_string();
@@ -291,7 +291,7 @@ fn host_problem<B>(req: &Request<B>) -> Option<&'static str> {
 /// passes only if it is a valid header value (the URI parser already
 /// refused control bytes and spaces).
 fn upstream(settings: &Settings, base: &str, rest: &str, query: Option<&str>) -> Response<Body> {
-    redirect(&upstream_location(
+    redirect(upstream_location(
         base,
         &settings.upstream_path,
         rest,
@@ -314,8 +314,9 @@ fn too_many_requests(retry_after: u64) -> Response<Body> {
     r
 }
 
-fn redirect(url: &str) -> Response<Body> {
-    match HeaderValue::from_str(url) {
+/// Takes the URL by value: the header keeps its bytes instead of a copy.
+fn redirect(url: String) -> Response<Body> {
+    match HeaderValue::from_maybe_shared(Bytes::from(url)) {
         Ok(location) => {
             let mut r = empty(StatusCode::TEMPORARY_REDIRECT);
             r.headers_mut().insert(header::LOCATION, location);

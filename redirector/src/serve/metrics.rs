@@ -10,23 +10,7 @@ use prometheus_client::{
 };
 use steer_user::{Class, Steer};
 
-use super::{fleet::FleetMetrics, request_limit::LimitMetrics};
-
-/// The labels of `steer_requests_total`. Built for every request, so it
-/// holds only shared pointers and static strings: no allocation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestLabels {
-    /// What the router made of the request: blob, manifest, api-base, ...
-    pub route: &'static str,
-    pub status: u16,
-    /// The client's class: the `provider` and `region` labels ("unknown"
-    /// for no feed).
-    pub class: Arc<Class>,
-    /// Where the request was sent.
-    pub backend: Target,
-    /// Which table answered: xdp, userspace or forwarded.
-    pub source: &'static str,
-}
+use super::{fleet::FleetMetrics, request_counter::RequestCounter, request_limit::LimitMetrics};
 
 /// Where a request was sent: a backend (by name), or one of "upstream",
 /// "signature-upstream", "info", "privacy", or "none" for answers without
@@ -58,41 +42,6 @@ impl Eq for Target {}
 impl std::hash::Hash for Target {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.as_str().hash(state);
-    }
-}
-
-/// Looked up in the family's map (SipHash) on every request, so it hashes
-/// three values instead of eleven: the short fields packed into one word
-/// (lengths, ends, status) and the two strings that tell most series
-/// apart. Equal labels hash alike (equality still compares every field),
-/// and labels differing only inside the packed names share a bucket.
-impl std::hash::Hash for RequestLabels {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let ends = |s: &str| {
-            let b = s.as_bytes();
-            let (first, last) = (b.first().copied(), b.last().copied());
-            (u64::from(first.unwrap_or(0)) << 8 | u64::from(last.unwrap_or(0))) << 8
-                | b.len() as u64 & 0xff
-        };
-        let packed = u64::from(self.status)
-            ^ ends(self.route) << 16
-            ^ ends(self.source) << 40
-            ^ ends(&self.class.provider) << 24;
-        state.write_u64(packed);
-        state.write(self.class.region.as_bytes());
-        state.write(self.backend.as_str().as_bytes());
-    }
-}
-
-impl EncodeLabelSet for RequestLabels {
-    fn encode(&self, encoder: &mut LabelSetEncoder) -> std::fmt::Result {
-        let class = &*self.class;
-        ("route", self.route).encode(encoder.encode_label())?;
-        ("status", self.status).encode(encoder.encode_label())?;
-        ("provider", class.provider_label()).encode(encoder.encode_label())?;
-        ("region", class.region_label()).encode(encoder.encode_label())?;
-        ("backend", self.backend.as_str()).encode(encoder.encode_label())?;
-        ("source", self.source).encode(encoder.encode_label())
     }
 }
 
@@ -132,7 +81,7 @@ impl Drop for Counted<'_> {
 
 pub struct Metrics {
     pub registry: Registry,
-    pub requests: Family<RequestLabels, Counter>,
+    pub requests: RequestCounter,
     /// Bytes of the blobs redirected to each backend, by client class,
     /// from the sizes the blob checks report.
     pub blob_bytes: Family<BlobLabels, Counter>,
@@ -170,8 +119,8 @@ type Labels = Vec<(&'static str, &'static str)>;
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("steer");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("requests", "HTTP requests answered", requests.clone());
+        let requests = RequestCounter::default();
+        registry.register("requests", "HTTP requests answered", requests.family());
         let blob_bytes = Family::<BlobLabels, Counter>::default();
         registry.register(
             "blob_bytes",

@@ -27,6 +27,7 @@ mod prefixed;
 mod prober;
 mod proxy_protocol;
 mod report_page;
+mod request_counter;
 mod request_limit;
 mod socket;
 mod state;
