@@ -414,6 +414,27 @@ fn tls_with_alpn_serves_http2_and_http1() {
         curl("--http2", "/v2/pause/tags/list?n=5"),
         "307 2 http://127.0.0.1:1/v2/mirror/pause/tags/list?n=5"
     );
+    // AES-128-GCM although OpenSSL's client offers AES-256 first; a client
+    // offering only AES-256 gets it.
+    let suite = |offer: Option<&str>| {
+        let mut c = Command::new("openssl");
+        c.args(["s_client", "-brief", "-connect", &format!("127.0.0.1:{port}")]);
+        if let Some(suites) = offer {
+            c.args(["-ciphersuites", suites]);
+        }
+        let out = c
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl s_client");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let line = err.lines().find(|l| l.starts_with("Ciphersuite:"));
+        line.unwrap_or_else(|| panic!("no suite in {err}")).to_owned()
+    };
+    assert_eq!(suite(None), "Ciphersuite: TLS_AES_128_GCM_SHA256");
+    assert_eq!(
+        suite(Some("TLS_AES_256_GCM_SHA384")),
+        "Ciphersuite: TLS_AES_256_GCM_SHA384"
+    );
     // Plain HTTP on the TLS port gets no answer, and the server goes on.
     let (status, _, _) = get(r.addr, "127.0.0.1", "GET", "/v2/");
     assert_eq!(status, 0);
