@@ -418,7 +418,12 @@ fn tls_with_alpn_serves_http2_and_http1() {
     // offering only AES-256 gets it.
     let suite = |offer: Option<&str>| {
         let mut c = Command::new("openssl");
-        c.args(["s_client", "-brief", "-connect", &format!("127.0.0.1:{port}")]);
+        c.args([
+            "s_client",
+            "-brief",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+        ]);
         if let Some(suites) = offer {
             c.args(["-ciphersuites", suites]);
         }
@@ -428,7 +433,8 @@ fn tls_with_alpn_serves_http2_and_http1() {
             .expect("openssl s_client");
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         let line = err.lines().find(|l| l.starts_with("Ciphersuite:"));
-        line.unwrap_or_else(|| panic!("no suite in {err}")).to_owned()
+        line.unwrap_or_else(|| panic!("no suite in {err}"))
+            .to_owned()
     };
     assert_eq!(suite(None), "Ciphersuite: TLS_AES_128_GCM_SHA256");
     assert_eq!(

@@ -32,6 +32,22 @@ pub fn cap_malloc_arenas(workers: usize) {
     let _ = workers;
 }
 
+/// A timer that is always armed, at most a second ahead. tokio wakes a
+/// runtime's driver (an eventfd write) whenever a new timer is due before
+/// every armed one, as a connection's first deadline (handshake, idle)
+/// is when no other timer is armed: one of a TLS handshake's 17 system
+/// calls (strace). Deadlines more than a second away are then never the
+/// earliest. Costs a wake-up a second.
+async fn heartbeat() {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+    }
+}
+
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The running serving threads.
 pub struct Workers {
     threads: Vec<thread::JoinHandle<()>>,
@@ -78,6 +94,7 @@ impl Workers {
                         Err(e) => return drop(ready_tx.send(Err(e))),
                     };
                     let _ = ready_tx.send(Ok(()));
+                    tokio::spawn(heartbeat());
                     accept_loop(
                         "public",
                         listener,
