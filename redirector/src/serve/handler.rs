@@ -12,8 +12,8 @@ use tracing::info;
 use super::{
     access_log::Entry,
     blob_check::Presence,
-    metrics::{BlobLabels, Target},
-    request_counter::RequestLabels,
+    metrics::BlobLabels,
+    request_counter::{RequestLabels, Target},
     state::{Source, State},
 };
 use crate::{

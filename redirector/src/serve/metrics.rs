@@ -10,40 +10,11 @@ use prometheus_client::{
 };
 use steer_user::{Class, Steer};
 
-use super::{fleet::FleetMetrics, request_counter::RequestCounter, request_limit::LimitMetrics};
-
-/// Where a request was sent: a backend (by name), or one of "upstream",
-/// "signature-upstream", "info", "privacy", or "none" for answers without
-/// a redirect.
-#[derive(Clone, Debug)]
-pub enum Target {
-    Fixed(&'static str),
-    Backend(Arc<str>),
-}
-
-impl Target {
-    pub fn as_str(&self) -> &str {
-        match self {
-            Target::Fixed(s) => s,
-            Target::Backend(s) => s,
-        }
-    }
-}
-
-// By text, so a backend can never make a second series of a fixed name.
-impl PartialEq for Target {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for Target {}
-
-impl std::hash::Hash for Target {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
-    }
-}
+use super::{
+    fleet::FleetMetrics,
+    request_counter::{RequestCounter, Target},
+    request_limit::LimitMetrics,
+};
 
 /// The labels of `steer_blob_bytes_total`: where blobs went, for clients
 /// of which class. Values come from the config (backend names) and the

@@ -12,8 +12,6 @@ use prometheus_client::{
 };
 use steer_user::Class;
 
-use super::metrics::Target;
-
 /// The labels of `steer_requests_total`. Built for every request, so it
 /// holds only shared pointers and static strings: no allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +60,39 @@ impl EncodeLabelSet for RequestLabels {
         ("region", class.region_label()).encode(encoder.encode_label())?;
         ("backend", self.backend.as_str()).encode(encoder.encode_label())?;
         ("source", self.source).encode(encoder.encode_label())
+    }
+}
+
+/// Where a request was sent: a backend (by name), or one of "upstream",
+/// "signature-upstream", "info", "privacy", or "none" for answers without
+/// a redirect.
+#[derive(Clone, Debug)]
+pub enum Target {
+    Fixed(&'static str),
+    Backend(Arc<str>),
+}
+
+impl Target {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Target::Fixed(s) => s,
+            Target::Backend(s) => s,
+        }
+    }
+}
+
+// By text, so a backend can never make a second series of a fixed name.
+impl PartialEq for Target {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Target {}
+
+impl std::hash::Hash for Target {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
