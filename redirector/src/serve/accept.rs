@@ -86,6 +86,11 @@ pub async fn accept_loop<L, F>(
 {
     let mut backoff = BACKOFF_START;
     let mut log = RateLimited::default();
+    // One wait for the stop, for the loop's life: made afresh at every
+    // accept it registered with the watch and left it again (two lock
+    // round trips; callgrind, about 700 instructions a connection).
+    let stopped = stop.wait_for(|s| *s);
+    tokio::pin!(stopped);
     loop {
         let permit = match slots.clone().try_acquire_owned() {
             Ok(p) => p,
@@ -96,13 +101,15 @@ pub async fn accept_loop<L, F>(
                         Ok(p) => p,
                         Err(_) => return,
                     },
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = &mut stopped => return,
                 }
             }
         };
+        // The stop first: a flood of connections must not hide it.
         let accepted = tokio::select! {
+            biased;
+            _ = &mut stopped => return,
             a = listener.accept() => a,
-            _ = stop.wait_for(|s| *s) => return,
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -121,7 +128,7 @@ pub async fn accept_loop<L, F>(
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.wait_for(|s| *s) => return,
+                    _ = &mut stopped => return,
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
