@@ -99,8 +99,10 @@ impl std::hash::Hash for Target {
 type Handles = HashMap<RequestLabels, Counter, foldhash::fast::RandomState>;
 
 thread_local! {
-    /// By family: a process may run several servers (tests do). Bounded
-    /// as the family is: one handle per series this thread has counted.
+    /// By family: a process may run several servers (tests do). One
+    /// handle per series this thread has counted, so bounded as the
+    /// family is; a server's handles stay until the thread ends (the
+    /// serving threads end with their server).
     static HANDLES: RefCell<Vec<(u64, Handles)>> = const { RefCell::new(Vec::new()) };
 }
 
