@@ -22,7 +22,8 @@ use tracing::info;
 use super::{
     accept,
     activity::{Activity, IdleRule},
-    conn::{MAX_HEADER_BYTES, drive},
+    conn::drive,
+    http1_fast::MAX_HEADER_BYTES,
     metrics::Counted,
     report_page,
     state::State,

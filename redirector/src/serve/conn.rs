@@ -1,5 +1,6 @@
 //! One client connection, from accept to close: the PROXY header, the
-//! class, TLS, HTTP/1 or HTTP/2, and a deadline on every phase.
+//! class, TLS, HTTP/1 (the fast path, [`http1_fast`], then hyper if a
+//! request needs it) or HTTP/2, and a deadline on every phase.
 //!
 //! - accept to the first request byte (PROXY header, TLS handshake,
 //!   HTTP/2 preface): `handshake_timeout`;
@@ -30,6 +31,7 @@ use crate::config::limits::Limits;
 use super::{
     activity::{Activity, IdleRule},
     handler::{self, ConnInfo},
+    http1_fast,
     metrics::{Counted, Metrics},
     prefixed::{Prefixed, Protocol, sniff},
     proxy_protocol,
@@ -37,9 +39,7 @@ use super::{
     state::{Source, State},
 };
 
-/// Largest request head accepted, in bytes (HTTP/1 buffer, HTTP/2 header
-/// list).
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+use super::http1_fast::MAX_HEADER_BYTES;
 
 /// What every connection of the public listener shares.
 pub struct Conns {
@@ -194,10 +194,17 @@ impl Conns {
         }
     }
 
-    async fn http<S>(&self, io: Prefixed<S>, protocol: Protocol, conn: Arc<ConnInfo>)
+    async fn http<S>(&self, mut io: Prefixed<S>, protocol: Protocol, conn: Arc<ConnInfo>)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        if protocol == Protocol::Http1 {
+            let mut drain = self.drain.clone();
+            let ended = http1_fast::serve(&mut io, &self.state, &conn, &self.limits, &mut drain);
+            if ended.await == http1_fast::Ended::Closed {
+                return;
+            }
+        }
         let activity = Arc::new(Activity::new());
         let service = {
             let (state, activity) = (self.state.clone(), activity.clone());

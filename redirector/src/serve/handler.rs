@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, sync::Arc};
 
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use steer_user::Class;
@@ -14,6 +14,7 @@ use super::{
     blob_check::Presence,
     metrics::BlobLabels,
     request_counter::{RequestLabels, Target},
+    request_head::RequestHead,
     state::{Source, State},
 };
 use crate::{
@@ -34,14 +35,17 @@ pub struct ConnInfo {
 
 pub type Body = Full<Bytes>;
 
-pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Response<Body> {
-    let (method, uri) = (req.method(), req.uri());
-    let path = uri.path();
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+pub async fn handle(state: &State, conn: &ConnInfo, req: &impl RequestHead) -> Response<Body> {
+    let (method, path, query) = (req.method(), req.path(), req.query());
     // Behind a trusted proxy the client is in the header: classified per
     // request, in userspace. Otherwise the connection's class stands.
     let settings = state.settings();
     let settings = &*settings;
-    let (client, from_header) = settings.forwarded.client(conn.peer.ip(), req.headers());
+    let (client, from_header) = settings
+        .forwarded
+        .client(conn.peer.ip(), req.header_values(&X_FORWARDED_FOR));
     let (class, source) = if from_header {
         (state.classify_userspace(client), Source::Forwarded)
     } else {
@@ -103,16 +107,16 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
         }
         Route::Invalid { code, what } => (oci_error(code, what), Target::Fixed("invalid")),
         Route::Upstream { rest } => (
-            upstream(settings, &settings.upstream, rest, uri.query()),
+            upstream(settings, &settings.upstream, rest, query),
             Target::Fixed("upstream"),
         ),
         Route::Signature { rest } => match &settings.signature_upstream {
             Some(sig) => (
-                upstream(settings, sig, rest, uri.query()),
+                upstream(settings, sig, rest, query),
                 Target::Fixed("signature-upstream"),
             ),
             None => (
-                upstream(settings, &settings.upstream, rest, uri.query()),
+                upstream(settings, &settings.upstream, rest, query),
                 Target::Fixed("upstream"),
             ),
         },
@@ -128,7 +132,7 @@ pub async fn handle<B>(state: &State, conn: &ConnInfo, req: &Request<B>) -> Resp
                     (redirect(url), Target::Backend(name))
                 }
                 None => {
-                    let response = upstream(settings, &settings.upstream, rest, uri.query());
+                    let response = upstream(settings, &settings.upstream, rest, query);
                     if counted
                         && settings.measure_upstream
                         && let Some(url) = response.headers().get(header::LOCATION)
@@ -268,20 +272,18 @@ async fn blob_backend(
 /// RFC 9112 section 3.2: a 400 for an HTTP/1.1 request without a Host
 /// header, and for any request with more than one or with an invalid one.
 /// (HTTP/2 names the authority in a pseudo-header instead.)
-fn host_problem<B>(req: &Request<B>) -> Option<&'static str> {
+fn host_problem(req: &impl RequestHead) -> Option<&'static str> {
     let version = req.version();
     if version != http::Version::HTTP_11 && version != http::Version::HTTP_10 {
         return None;
     }
-    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let mut hosts = req.header_values(&header::HOST);
     match (hosts.next(), hosts.next()) {
         (None, _) if version == http::Version::HTTP_11 => Some("Host header: none sent"),
         (None, _) => None,
         (Some(_), Some(_)) => Some("Host header: sent more than once"),
         (Some(h), None) => {
-            let valid = h.is_empty()
-                || h.to_str()
-                    .is_ok_and(|h| h.parse::<http::uri::Authority>().is_ok());
+            let valid = h.is_empty() || http::uri::Authority::try_from(h).is_ok();
             (!valid).then_some("Host header")
         }
     }

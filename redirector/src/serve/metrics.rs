@@ -80,6 +80,7 @@ pub struct Metrics {
     blob_checks_rejected: Family<Labels, Counter>,
     pub blob_checks_in_flight: Gauge,
     pub blob_check_limit: Gauge,
+    http1_handoffs: Family<Labels, Counter>,
     pub fleet: FleetMetrics,
     pub limits: LimitMetrics,
 }
@@ -195,6 +196,12 @@ impl Default for Metrics {
             "Most HEAD requests to backends in flight at once",
             blob_check_limit.clone(),
         );
+        let http1_handoffs = Family::<Labels, Counter>::default();
+        registry.register(
+            "http1_handoffs",
+            "HTTP/1 connections handed from the fast path to hyper, by what the request had that the fast path leaves to hyper",
+            http1_handoffs.clone(),
+        );
         let fleet = FleetMetrics::register(&mut registry);
         let limits = LimitMetrics::register(&mut registry);
         let metrics = Metrics {
@@ -219,6 +226,7 @@ impl Default for Metrics {
             blob_checks_rejected,
             blob_checks_in_flight,
             blob_check_limit,
+            http1_handoffs,
         };
         metrics.zero_known_series();
         metrics
@@ -238,6 +246,8 @@ const REJECT_REASONS: [(&str, &[&str]); 2] = [
             "header_timeout",
             "idle_timeout",
             "close_timeout",
+            "write_timeout",
+            "header_size",
         ],
     ),
     (
@@ -247,6 +257,18 @@ const REJECT_REASONS: [(&str, &[&str]); 2] = [
 ];
 const ACCEPT_ERRORS: [&str; 4] = ["fd_exhausted", "out_of_memory", "connection", "other"];
 const CHECK_BOUNDS: [&str; 2] = ["process", "connection"];
+/// The `reason` values of `steer_http1_handoffs_total` (serve::http1_wire).
+const HANDOFF_REASONS: [&str; 9] = [
+    "method",
+    "version",
+    "target",
+    "body",
+    "expect",
+    "upgrade",
+    "connection",
+    "headers",
+    "malformed",
+];
 
 impl Metrics {
     fn zero_known_series(&self) {
@@ -261,6 +283,9 @@ impl Metrics {
         }
         for bound in CHECK_BOUNDS {
             self.blob_check_rejected(bound);
+        }
+        for reason in HANDOFF_REASONS {
+            self.http1_handoff(reason);
         }
     }
 
@@ -285,6 +310,13 @@ impl Metrics {
     pub fn blob_check_rejected(&self, bound: &'static str) -> Counter {
         self.blob_checks_rejected
             .get_or_create(&vec![("bound", bound)])
+            .clone()
+    }
+
+    /// A connection the HTTP/1 fast path handed to hyper, and why.
+    pub fn http1_handoff(&self, reason: &'static str) -> Counter {
+        self.http1_handoffs
+            .get_or_create(&vec![("reason", reason)])
             .clone()
     }
 

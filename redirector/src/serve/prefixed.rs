@@ -11,6 +11,9 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// The first read's size, and the buffer's smallest growth.
+pub const FILL_STEP: usize = 4096;
+
 pub struct Prefixed<S> {
     prefix: Vec<u8>,
     /// How much of `prefix` the next layer has consumed.
@@ -33,21 +36,26 @@ impl<S: AsyncRead + Unpin> Prefixed<S> {
     }
 
     /// Reads more from the stream into the buffer (at most `max` in all);
-    /// 0 means the peer closed. Waits for readiness: never spins.
+    /// 0 means the peer closed. Waits for readiness: never spins. The
+    /// buffer grows as it fills (doubling from [`FILL_STEP`]), so a
+    /// generous `max` costs memory only when the peer sends that much.
     pub async fn fill(&mut self, max: usize) -> io::Result<usize> {
         if self.pos > 0 {
             self.prefix.drain(..self.pos);
             self.pos = 0;
         }
-        let room = max.saturating_sub(self.prefix.len());
+        let len = self.prefix.len();
+        let room = max.saturating_sub(len);
         if room == 0 {
             return Err(io::Error::other("buffer full"));
         }
-        // Straight into the buffer's spare room, not zeroed first: this
-        // runs once per connection.
-        self.prefix.reserve_exact(room);
-        let len = self.prefix.len();
-        let spare = &mut self.prefix.spare_capacity_mut()[..room];
+        if self.prefix.capacity() == len {
+            self.prefix.reserve_exact(room.min(len.max(FILL_STEP)));
+        }
+        // Straight into the buffer's spare room, not zeroed first.
+        let spare = self.prefix.spare_capacity_mut();
+        let room = room.min(spare.len());
+        let spare = &mut spare[..room];
         let mut buf = ReadBuf::uninit(spare);
         std::future::poll_fn(|cx| Pin::new(&mut self.inner).poll_read(cx, &mut buf)).await?;
         let n = buf.filled().len();

@@ -49,7 +49,7 @@ const D: &str = "sha256:da86e6ba6ca197bf6bc5e9d900febd906b133eaa4750e6bed647b0fb
 const EU_WEST_3: &str =
     "https://prod-registry-k8s-io-eu-west-3.s3.dualstack.eu-west-3.amazonaws.com";
 
-fn state(vars: &[(&str, &str)], found: &[&str]) -> State {
+pub(super) fn state(vars: &[(&str, &str)], found: &[&str]) -> State {
     state_with_probe(vars, found).0
 }
 
