@@ -29,15 +29,19 @@ pub const DEFAULT_MAX_CANDIDATES: usize = 3;
 #[derive(Clone)]
 pub struct Backends {
     backends: Vec<Backend>,
-    by_class: HashMap<Class, Vec<usize>>,
+    /// foldhash, not SipHash, for these per-request lookups: the keys
+    /// come from the config and the ranges, never from a client.
+    by_class: FastMap<Class, Vec<usize>>,
     nearest: Nearest,
     /// For clients in no feed; None: upstream.
     unknown: Option<usize>,
     max_candidates: usize,
     /// With geo: per class with a known place, the backends with a
     /// location, nearest first.
-    geo_order: HashMap<Class, Vec<(usize, f64)>>,
+    geo_order: FastMap<Class, Vec<(usize, f64)>>,
 }
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// One line a person can read (`check-config`, logs): each backend with
 /// the classes it serves, then the fallbacks.
@@ -89,12 +93,12 @@ impl Backends {
         places: &Places,
     ) -> Backends {
         let geo_order = match nearest {
-            Nearest::Geo => geo_order(&backends, places),
-            Nearest::Providers(_) => HashMap::new(),
+            Nearest::Geo => geo_order(&backends, places).into_iter().collect(),
+            Nearest::Providers(_) => FastMap::default(),
         };
         Backends {
             backends,
-            by_class,
+            by_class: by_class.into_iter().collect(),
             nearest,
             unknown,
             max_candidates: max_candidates.max(1),

@@ -11,6 +11,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
+use super::family_handles::FamilyHandles;
 use crate::config::settings::Settings;
 
 /// One label whose value is a backend's shared name: built for every
@@ -41,7 +42,7 @@ pub struct FleetMetrics {
     /// `upstream`).
     failovers: Family<Pair, Counter>,
     /// Estimated dollars, by who is billed: a backend or `upstream`.
-    cost: Family<NameLabel, Dollars>,
+    cost: FamilyHandles<NameLabel, Dollars>,
     /// What bytes served by backends would have cost from the upstream,
     /// minus what they cost where they went (when that is less).
     savings: Dollars,
@@ -62,7 +63,7 @@ impl FleetMetrics {
         registry.register(
             "estimated_cost_dollars",
             "Estimated cost of the blob bytes sent each way, by who pays (a backend or upstream), at the configured prices per GB",
-            m.cost.clone(),
+            m.cost.family().clone(),
         );
         registry.register(
             "estimated_savings_dollars",
@@ -92,11 +93,10 @@ impl FleetMetrics {
             .get_or_create(&NameLabel("backend", UPSTREAM.clone()))
             .set(dollars(settings.upstream_micro_dollars_per_gb));
         // Every payer's cost exists from the start, at zero.
-        let _ = self
-            .cost
-            .get_or_create(&NameLabel("payer", UPSTREAM.clone()));
+        self.cost
+            .with(&NameLabel("payer", UPSTREAM.clone()), |_| ());
         for b in settings.backends.list() {
-            let _ = self.cost.get_or_create(&NameLabel("payer", b.name.clone()));
+            self.cost.with(&NameLabel("payer", b.name.clone()), |_| ());
             let name = NameLabel("backend", b.name.clone());
             self.prices
                 .get_or_create(&name)
@@ -113,9 +113,9 @@ impl FleetMetrics {
     /// from the upstream they would have cost `upstream` per GB.
     pub fn bytes_sent(&self, payer: &Arc<str>, bytes: u64, price: u64, upstream: Option<u64>) {
         let gb = bytes as f64 / 1e9;
-        self.cost
-            .get_or_create(&NameLabel("payer", payer.clone()))
-            .inc_by(gb * price as f64 / 1e6);
+        self.cost.with(&NameLabel("payer", payer.clone()), |c| {
+            c.inc_by(gb * price as f64 / 1e6);
+        });
         if let Some(up) = upstream
             && up > price
         {

@@ -141,14 +141,13 @@ pub async fn handle(state: &State, conn: &ConnInfo, req: &impl RequestHead) -> R
                             state.checker.check(url, &conn.checks).await
                     {
                         blob = Some((digest, Some(size)));
-                        state
-                            .metrics
-                            .blob_bytes
-                            .get_or_create(&BlobLabels {
+                        state.metrics.blob_bytes.with(
+                            &BlobLabels {
                                 backend: Target::Fixed("upstream"),
                                 class: class.clone(),
-                            })
-                            .inc_by(size);
+                            },
+                            |c| c.inc_by(size),
+                        );
                         state.metrics.fleet.bytes_sent(
                             &super::fleet::UPSTREAM,
                             size,
@@ -239,14 +238,13 @@ async fn blob_backend(
                 state.health.record(c.backend, true);
                 let size = if counted { size.unwrap_or(0) } else { 0 };
                 state.health.served(c.backend, size);
-                state
-                    .metrics
-                    .blob_bytes
-                    .get_or_create(&BlobLabels {
+                state.metrics.blob_bytes.with(
+                    &BlobLabels {
                         backend: Target::Backend(c.backend.name.clone()),
                         class: class.clone(),
-                    })
-                    .inc_by(size);
+                    },
+                    |c| c.inc_by(size),
+                );
                 state.metrics.fleet.bytes_sent(
                     &c.backend.name,
                     size,

@@ -29,7 +29,7 @@ use prometheus_client::{
 };
 use tracing::{error, info, warn};
 
-use super::fleet::NameLabel;
+use super::{family_handles::FamilyHandles, fleet::NameLabel};
 use crate::backends::{Backend, HealthSpec};
 
 /// How often the prober looks for backends whose probe is due.
@@ -65,10 +65,12 @@ pub const MAX_PROOF: usize = 64 << 10;
 /// Every backend's state, by name (names survive config reloads).
 #[derive(Default)]
 pub struct Health {
-    states: RwLock<HashMap<Arc<str>, Arc<BackendState>>>,
+    /// foldhash: looked up for every blob request, by names from the
+    /// config.
+    states: RwLock<HashMap<Arc<str>, Arc<BackendState>, foldhash::fast::RandomState>>,
     up: Family<Vec<(&'static str, String)>, Gauge>,
     proven: Family<Vec<(&'static str, String)>, Gauge>,
-    bytes: Family<NameLabel, Counter>,
+    bytes: FamilyHandles<NameLabel, Counter>,
     over_budget: Family<NameLabel, Gauge>,
     /// Bytes counted against a budget since 00:00 UTC.
     today: Family<NameLabel, Gauge>,
@@ -89,7 +91,7 @@ impl Health {
         registry.register(
             "backend_bytes",
             "Bytes of blobs sent to each backend (from its blob checks' Content-Length)",
-            self.bytes.clone(),
+            self.bytes.family().clone(),
         );
         registry.register(
             "backend_over_budget",
@@ -106,7 +108,7 @@ impl Health {
     /// A redirect of `size` bytes to `backend`: counted for its budget.
     pub fn served(&self, backend: &Backend, size: u64) {
         let label = NameLabel("backend", backend.name.clone());
-        self.bytes.get_or_create(&label).inc_by(size);
+        self.bytes.with(&label, |c| c.inc_by(size));
         let Some(max) = backend.max_bytes_per_day else {
             return;
         };

@@ -109,7 +109,7 @@ pub fn parse<'h, 'b>(buf: &'b [u8], slots: &'h mut Slots<'b>) -> Head<'h, 'b> {
     let Some(target) = req.path.filter(|p| p.starts_with('/')) else {
         return Head::Other("target");
     };
-    let Some((path, query)) = target::split(target.as_bytes()) else {
+    let Some((path, query)) = target::split(target) else {
         return Head::Other("malformed");
     };
     let mut close = false;

@@ -11,6 +11,7 @@ use prometheus_client::{
 use steer_user::{Class, Steer};
 
 use super::{
+    family_handles::FamilyHandles,
     fleet::FleetMetrics,
     request_counter::{RequestCounter, Target},
     request_limit::LimitMetrics,
@@ -55,7 +56,7 @@ pub struct Metrics {
     pub requests: RequestCounter,
     /// Bytes of the blobs redirected to each backend, by client class,
     /// from the sizes the blob checks report.
-    pub blob_bytes: Family<BlobLabels, Counter>,
+    pub blob_bytes: FamilyHandles<BlobLabels, Counter>,
     pub blob_cache_hits: Counter,
     pub blob_cache_misses: Counter,
     /// HEAD requests actually sent (misses minus coalesced waiters).
@@ -93,11 +94,11 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("steer");
         let requests = RequestCounter::default();
         registry.register("requests", "HTTP requests answered", requests.family());
-        let blob_bytes = Family::<BlobLabels, Counter>::default();
+        let blob_bytes = FamilyHandles::<BlobLabels, Counter>::default();
         registry.register(
             "blob_bytes",
             "Bytes of blobs redirected to each backend, by client class (from the blob checks' Content-Length)",
-            blob_bytes.clone(),
+            blob_bytes.family().clone(),
         );
         let blob_cache_hits = Counter::default();
         registry.register(

@@ -16,6 +16,7 @@ mod activity;
 mod admin;
 mod blob_check;
 mod conn;
+mod family_handles;
 mod fds;
 mod fleet;
 mod handler;
