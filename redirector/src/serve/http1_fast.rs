@@ -115,7 +115,12 @@ where
             }
         };
         if !out.is_empty() {
-            let written = tokio::time::timeout(limits.header_timeout, io.write_all(&out)).await;
+            // The flush matters for TLS: rustls may hold records back.
+            let write = async {
+                io.write_all(&out).await?;
+                io.flush().await
+            };
+            let written = tokio::time::timeout(limits.header_timeout, write).await;
             out.clear();
             match written {
                 Ok(Ok(())) => last = Instant::now(),
