@@ -139,8 +139,9 @@ impl Backends {
             // As in registry.k8s.io's table: only for regions no backend
             // lists.
             Nearest::Providers(m) => {
-                if let Some(&i) = m.get(&class.provider)
-                    && out.is_empty()
+                // A handful of providers: a scan is cheaper than SipHash.
+                if out.is_empty()
+                    && let Some((_, &i)) = m.iter().find(|(p, _)| **p == class.provider)
                 {
                     push(&mut out, i, Why::Nearest);
                 }

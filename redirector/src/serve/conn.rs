@@ -176,6 +176,7 @@ impl Conns {
             class,
             source,
             checks: Semaphore::new(self.state.settings().blob_check.max_per_connection),
+            host: Default::default(),
         });
         match &self.tls {
             None => {

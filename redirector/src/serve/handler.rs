@@ -1,7 +1,10 @@
 //! One request in, one response out: route, pick the target, build a
 //! redirect that only ever points at a configured host.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, OnceLock},
+};
 
 use http::{HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
@@ -31,6 +34,9 @@ pub struct ConnInfo {
     pub source: Source,
     /// Blob checks this connection may run at once.
     pub checks: tokio::sync::Semaphore,
+    /// The first valid Host header: a connection's requests name the same
+    /// host, so later ones are compared, not parsed again.
+    pub host: std::sync::OnceLock<Box<[u8]>>,
 }
 
 pub type Body = Full<Bytes>;
@@ -51,7 +57,7 @@ pub async fn handle(state: &State, conn: &ConnInfo, req: &impl RequestHead) -> R
     } else {
         (conn.class.clone(), conn.source)
     };
-    let routed = match host_problem(req) {
+    let routed = match host_problem(req, &conn.host) {
         None => route(method.as_str(), path),
         Some(what) => Route::Invalid {
             code: "BAD_REQUEST",
@@ -270,7 +276,7 @@ async fn blob_backend(
 /// RFC 9112 section 3.2: a 400 for an HTTP/1.1 request without a Host
 /// header, and for any request with more than one or with an invalid one.
 /// (HTTP/2 names the authority in a pseudo-header instead.)
-fn host_problem(req: &impl RequestHead) -> Option<&'static str> {
+fn host_problem(req: &impl RequestHead, known: &OnceLock<Box<[u8]>>) -> Option<&'static str> {
     let version = req.version();
     if version != http::Version::HTTP_11 && version != http::Version::HTTP_10 {
         return None;
@@ -280,8 +286,12 @@ fn host_problem(req: &impl RequestHead) -> Option<&'static str> {
         (None, _) if version == http::Version::HTTP_11 => Some("Host header: none sent"),
         (None, _) => None,
         (Some(_), Some(_)) => Some("Host header: sent more than once"),
+        (Some(h), None) if known.get().is_some_and(|k| **k == *h) => None,
         (Some(h), None) => {
             let valid = h.is_empty() || http::uri::Authority::try_from(h).is_ok();
+            if valid {
+                let _ = known.set(h.into());
+            }
             (!valid).then_some("Host header")
         }
     }

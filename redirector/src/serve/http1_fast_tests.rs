@@ -40,6 +40,7 @@ fn start(capacity: usize) -> Served {
                 class,
                 source,
                 checks: tokio::sync::Semaphore::new(8),
+                host: Default::default(),
             };
             let mut io = Prefixed::new(server, Vec::new());
             let ended = serve(&mut io, &state, &conn, &Limits::default(), &mut drained).await;

@@ -100,6 +100,7 @@ async fn respond(state: &State, client: &str, req: http::Request<()>) -> Respons
         class,
         source,
         checks: tokio::sync::Semaphore::new(8),
+        host: Default::default(),
     };
     handle(state, &conn, &req).await
 }
@@ -431,7 +432,7 @@ async fn host_header_rules_of_rfc_9112() {
         r.body(()).unwrap()
     };
     use http::Version;
-    let cases = [
+    let cases = || [
         (
             "1.1 with one Host",
             req(Version::HTTP_11, &["registry.test"]),
@@ -462,10 +463,24 @@ async fn host_header_rules_of_rfc_9112() {
         ),
         ("2 without Host", req(Version::HTTP_2, &[]), redirect),
     ];
-    for (name, r, want) in cases {
+    for (name, r, want) in cases() {
         let (status, location) = answer(&s, NOWHERE, r).await;
         assert_eq!(status, want, "{name}");
         assert_eq!(location.is_some(), want == redirect, "{name}");
+    }
+    // All on one connection, which remembers the first valid Host: the
+    // same answers, whatever came before.
+    let peer: SocketAddr = format!("{NOWHERE}:888").parse().unwrap();
+    let (class, source) = s.classify(peer, 8080);
+    let conn = ConnInfo {
+        peer,
+        class,
+        source,
+        checks: tokio::sync::Semaphore::new(8),
+        host: Default::default(),
+    };
+    for (name, r, want) in cases().into_iter().chain(cases()) {
+        assert_eq!(handle(&s, &conn, &r).await.status(), want, "{name}, one connection");
     }
 }
 
