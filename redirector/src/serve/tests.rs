@@ -432,37 +432,39 @@ async fn host_header_rules_of_rfc_9112() {
         r.body(()).unwrap()
     };
     use http::Version;
-    let cases = || [
-        (
-            "1.1 with one Host",
-            req(Version::HTTP_11, &["registry.test"]),
-            redirect,
-        ),
-        (
-            "1.1 with Host:port",
-            req(Version::HTTP_11, &["registry.test:8080"]),
-            redirect,
-        ),
-        (
-            "1.1 with an empty Host",
-            req(Version::HTTP_11, &[""]),
-            redirect,
-        ),
-        ("1.1 without Host", req(Version::HTTP_11, &[]), bad),
-        (
-            "1.1 with two",
-            req(Version::HTTP_11, &["a.test", "b.test"]),
-            bad,
-        ),
-        ("1.1 with a bad one", req(Version::HTTP_11, &["a b/c"]), bad),
-        ("1.0 without Host", req(Version::HTTP_10, &[]), redirect),
-        (
-            "1.0 with two",
-            req(Version::HTTP_10, &["a.test", "a.test"]),
-            bad,
-        ),
-        ("2 without Host", req(Version::HTTP_2, &[]), redirect),
-    ];
+    let cases = || {
+        [
+            (
+                "1.1 with one Host",
+                req(Version::HTTP_11, &["registry.test"]),
+                redirect,
+            ),
+            (
+                "1.1 with Host:port",
+                req(Version::HTTP_11, &["registry.test:8080"]),
+                redirect,
+            ),
+            (
+                "1.1 with an empty Host",
+                req(Version::HTTP_11, &[""]),
+                redirect,
+            ),
+            ("1.1 without Host", req(Version::HTTP_11, &[]), bad),
+            (
+                "1.1 with two",
+                req(Version::HTTP_11, &["a.test", "b.test"]),
+                bad,
+            ),
+            ("1.1 with a bad one", req(Version::HTTP_11, &["a b/c"]), bad),
+            ("1.0 without Host", req(Version::HTTP_10, &[]), redirect),
+            (
+                "1.0 with two",
+                req(Version::HTTP_10, &["a.test", "a.test"]),
+                bad,
+            ),
+            ("2 without Host", req(Version::HTTP_2, &[]), redirect),
+        ]
+    };
     for (name, r, want) in cases() {
         let (status, location) = answer(&s, NOWHERE, r).await;
         assert_eq!(status, want, "{name}");
@@ -480,7 +482,11 @@ async fn host_header_rules_of_rfc_9112() {
         host: Default::default(),
     };
     for (name, r, want) in cases().into_iter().chain(cases()) {
-        assert_eq!(handle(&s, &conn, &r).await.status(), want, "{name}, one connection");
+        assert_eq!(
+            handle(&s, &conn, &r).await.status(),
+            want,
+            "{name}, one connection"
+        );
     }
 }
 
