@@ -2,7 +2,7 @@
 //! hand-offs with nothing lost, every deadline (on tokio's paused clock),
 //! the head limit and drain.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt, DuplexStream},
@@ -33,15 +33,7 @@ fn start(capacity: usize) -> Served {
     let task = tokio::spawn({
         let state = state.clone();
         async move {
-            let peer: SocketAddr = "127.0.0.2:888".parse().unwrap();
-            let (class, source) = state.classify(peer, 8080);
-            let conn = ConnInfo {
-                peer,
-                class,
-                source,
-                checks: tokio::sync::Semaphore::new(8),
-                host: Default::default(),
-            };
+            let conn = crate::serve::tests::direct_conn(&state, "127.0.0.2");
             let mut io = Prefixed::new(server, Vec::new());
             let ended = serve(&mut io, &state, &conn, &Limits::default(), &mut drained).await;
             (ended, io.buffered().to_vec())

@@ -93,16 +93,20 @@ type Case = (
 
 /// What `handle` answers to `req` from `client` on a direct connection.
 async fn respond(state: &State, client: &str, req: http::Request<()>) -> Response<Body> {
+    handle(state, &direct_conn(state, client), &req).await
+}
+
+/// A direct connection from `client`, classified as accept would.
+pub(super) fn direct_conn(state: &State, client: &str) -> ConnInfo {
     let peer: SocketAddr = format!("{client}:888").parse().unwrap();
     let (class, source) = state.classify(peer, 8080);
-    let conn = ConnInfo {
+    ConnInfo {
         peer,
         class,
         source,
         checks: tokio::sync::Semaphore::new(8),
         host: Default::default(),
-    };
-    handle(state, &conn, &req).await
+    }
 }
 
 /// The status and the Location, if any, of [`respond`].
@@ -472,15 +476,7 @@ async fn host_header_rules_of_rfc_9112() {
     }
     // All on one connection, which remembers the first valid Host: the
     // same answers, whatever came before.
-    let peer: SocketAddr = format!("{NOWHERE}:888").parse().unwrap();
-    let (class, source) = s.classify(peer, 8080);
-    let conn = ConnInfo {
-        peer,
-        class,
-        source,
-        checks: tokio::sync::Semaphore::new(8),
-        host: Default::default(),
-    };
+    let conn = direct_conn(&s, NOWHERE);
     for (name, r, want) in cases().into_iter().chain(cases()) {
         assert_eq!(
             handle(&s, &conn, &r).await.status(),
