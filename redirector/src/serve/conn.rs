@@ -65,11 +65,13 @@ enum Opened {
     ),
 }
 
-/// Why a connection closed before HTTP started.
+/// Why a connection closed before HTTP started. A refusal holds the
+/// socket until it is counted: a client that sees the close may read
+/// /metrics at once.
 enum Refused {
     Closed,
-    ProxyHeader,
-    Tls,
+    ProxyHeader(Prefixed<Socket>),
+    Tls(Prefixed<Socket>),
 }
 
 impl Conns {
@@ -126,21 +128,27 @@ impl Conns {
     ) {
         let metrics = &self.state.metrics;
         let _open = Counted::new(&metrics.connections);
-        let opened = tokio::time::timeout(self.limits.handshake_timeout, self.open(stream, peer));
-        let refused = match opened.await {
+        // Polled in place and dropped last: on a timeout it still holds the
+        // socket, which must close only once the refusal is counted.
+        let mut opened = std::pin::pin!(tokio::time::timeout(
+            self.limits.handshake_timeout,
+            self.open(stream, peer)
+        ));
+        let (refused, socket) = match opened.as_mut().await {
             Ok(Ok(Opened::Plain(io, protocol, conn))) => {
                 return self.http(io, protocol, conn).await;
             }
             Ok(Ok(Opened::Tls(io, protocol, conn))) => return self.http(*io, protocol, conn).await,
-            Ok(Err(Refused::Closed)) => None,
-            Ok(Err(Refused::ProxyHeader)) => Some("proxy_header"),
-            Ok(Err(Refused::Tls)) => Some("tls_handshake"),
-            Err(_) => Some("handshake_timeout"),
+            Ok(Err(Refused::Closed)) => (None, None),
+            Ok(Err(Refused::ProxyHeader(io))) => (Some("proxy_header"), Some(io)),
+            Ok(Err(Refused::Tls(io))) => (Some("tls_handshake"), Some(io)),
+            Err(_) => (Some("handshake_timeout"), None),
         };
         if let Some(reason) = refused {
             debug!(%peer, reason, "connection refused");
             metrics.connection_rejected("public", reason).inc();
         }
+        drop((socket, opened));
         drop(slot);
     }
 
@@ -152,13 +160,16 @@ impl Conns {
         // the client is classified in userspace.
         let named = match self.proxy_protocol {
             false => None,
-            true => proxy_protocol::read(&mut io).await.map_err(|e| {
-                debug!(%peer, error = %e, "PROXY header");
-                match e {
-                    proxy_protocol::ProxyError::Closed => Refused::Closed,
-                    _ => Refused::ProxyHeader,
+            true => match proxy_protocol::read(&mut io).await {
+                Ok(named) => named,
+                Err(e) => {
+                    debug!(%peer, error = %e, "PROXY header");
+                    return Err(match e {
+                        proxy_protocol::ProxyError::Closed => Refused::Closed,
+                        _ => Refused::ProxyHeader(io),
+                    });
                 }
-            })?,
+            },
         };
         let (client, class, source) = match named {
             Some(client) => (
@@ -184,10 +195,13 @@ impl Conns {
                 Ok(Opened::Plain(io, protocol, conn))
             }
             Some(acceptor) => {
-                let tls = acceptor.accept(io).await.map_err(|e| {
-                    debug!(%peer, error = %e, "TLS handshake failed");
-                    Refused::Tls
-                })?;
+                let tls = match acceptor.accept(io).into_fallible().await {
+                    Ok(tls) => tls,
+                    Err((e, io)) => {
+                        debug!(%peer, error = %e, "TLS handshake failed");
+                        return Err(Refused::Tls(io));
+                    }
+                };
                 let mut io = Prefixed::new(tls, Vec::new());
                 let protocol = sniffed(&mut io).await?;
                 Ok(Opened::Tls(Box::new(io), protocol, conn))

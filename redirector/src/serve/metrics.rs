@@ -158,7 +158,7 @@ impl Default for Metrics {
         let connections_rejected = Family::<Labels, Counter>::default();
         registry.register(
             "connections_rejected",
-            "Connections closed because they hit a limit (handshake, header, idle or close deadline; bad PROXY header; failed TLS handshake)",
+            "Connections closed because they hit a limit (handshake, header, idle, close or write deadline; a request head over 64 KiB; bad PROXY header; failed TLS handshake)",
             connections_rejected.clone(),
         );
         let accept_errors = Family::<Labels, Counter>::default();
