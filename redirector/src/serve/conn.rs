@@ -128,28 +128,50 @@ impl Conns {
     ) {
         let metrics = &self.state.metrics;
         let _open = Counted::new(&metrics.connections);
-        // Polled in place and dropped last: on a timeout it still holds the
-        // socket, which must close only once the refusal is counted.
-        let mut opened = std::pin::pin!(tokio::time::timeout(
-            self.limits.handshake_timeout,
-            self.open(stream, peer)
-        ));
-        let (refused, socket) = match opened.as_mut().await {
-            Ok(Ok(Opened::Plain(io, protocol, conn))) => {
-                return self.http(io, protocol, conn).await;
+        let opened = {
+            // Polled in place: on a timeout it still holds the socket,
+            // which closes only once the refusal is counted. Dropped before
+            // HTTP starts, so the task's state holds the two one after the
+            // other, not side by side (it is copied whole at spawn).
+            let mut opening = std::pin::pin!(tokio::time::timeout(
+                self.limits.handshake_timeout,
+                self.open(stream, peer)
+            ));
+            match opening.as_mut().await {
+                Ok(Ok(opened)) => Some(opened),
+                Ok(Err(refused)) => {
+                    self.refused(peer, refused);
+                    None
+                }
+                Err(_) => {
+                    self.count_refusal(peer, "handshake_timeout");
+                    None
+                }
             }
-            Ok(Ok(Opened::Tls(io, protocol, conn))) => return self.http(*io, protocol, conn).await,
-            Ok(Err(Refused::Closed)) => (None, None),
-            Ok(Err(Refused::ProxyHeader(io))) => (Some("proxy_header"), Some(io)),
-            Ok(Err(Refused::Tls(io))) => (Some("tls_handshake"), Some(io)),
-            Err(_) => (Some("handshake_timeout"), None),
         };
-        if let Some(reason) = refused {
-            debug!(%peer, reason, "connection refused");
-            metrics.connection_rejected("public", reason).inc();
+        match opened {
+            Some(Opened::Plain(io, protocol, conn)) => self.http(io, protocol, conn).await,
+            Some(Opened::Tls(io, protocol, conn)) => self.http(*io, protocol, conn).await,
+            None => {}
         }
-        drop((socket, opened));
         drop(slot);
+    }
+
+    /// Counts a refusal, then lets its socket close.
+    fn refused(&self, peer: SocketAddr, refused: Refused) {
+        match refused {
+            Refused::Closed => {}
+            Refused::ProxyHeader(_socket) => self.count_refusal(peer, "proxy_header"),
+            Refused::Tls(_socket) => self.count_refusal(peer, "tls_handshake"),
+        }
+    }
+
+    fn count_refusal(&self, peer: SocketAddr, reason: &'static str) {
+        debug!(%peer, reason, "connection refused");
+        self.state
+            .metrics
+            .connection_rejected("public", reason)
+            .inc();
     }
 
     /// Everything up to the first request byte (the caller's deadline
