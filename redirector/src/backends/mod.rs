@@ -31,17 +31,15 @@ pub struct Backends {
     backends: Vec<Backend>,
     /// foldhash, not SipHash, for these per-request lookups: the keys
     /// come from the config and the ranges, never from a client.
-    by_class: FastMap<Class, Vec<usize>>,
+    by_class: foldhash::HashMap<Class, Vec<usize>>,
     nearest: Nearest,
     /// For clients in no feed; None: upstream.
     unknown: Option<usize>,
     max_candidates: usize,
     /// With geo: per class with a known place, the backends with a
     /// location, nearest first.
-    geo_order: FastMap<Class, Vec<(usize, f64)>>,
+    geo_order: foldhash::HashMap<Class, Vec<(usize, f64)>>,
 }
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// One line a person can read (`check-config`, logs): each backend with
 /// the classes it serves, then the fallbacks.
@@ -94,7 +92,7 @@ impl Backends {
     ) -> Backends {
         let geo_order = match nearest {
             Nearest::Geo => geo_order(&backends, places).into_iter().collect(),
-            Nearest::Providers(_) => FastMap::default(),
+            Nearest::Providers(_) => foldhash::HashMap::default(),
         };
         Backends {
             backends,

@@ -8,20 +8,17 @@
 //! kept handle would outlive its series).
 
 use std::{
-    collections::HashMap,
     hash::Hash,
     sync::{Arc, RwLock},
 };
 
 use prometheus_client::metrics::family::{Family, MetricConstructor};
 
-type Map<L, M> = HashMap<L, M, foldhash::fast::RandomState>;
-
 /// Clones share the family and the handles, as `Family`'s clones do.
 pub struct FamilyHandles<L, M, C = fn() -> M> {
     family: Family<L, M, C>,
     /// Bounded as the family is: one handle per series it has.
-    handles: Arc<RwLock<Map<L, M>>>,
+    handles: Arc<RwLock<foldhash::HashMap<L, M>>>,
 }
 
 impl<L, M, C: Clone> Clone for FamilyHandles<L, M, C> {

@@ -15,7 +15,6 @@
 //! until the next day.
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc, Mutex, RwLock,
         atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
@@ -67,7 +66,7 @@ pub const MAX_PROOF: usize = 64 << 10;
 pub struct Health {
     /// foldhash: looked up for every blob request, by names from the
     /// config.
-    states: RwLock<HashMap<Arc<str>, Arc<BackendState>, foldhash::fast::RandomState>>,
+    states: RwLock<foldhash::HashMap<Arc<str>, Arc<BackendState>>>,
     up: Family<Vec<(&'static str, String)>, Gauge>,
     proven: Family<Vec<(&'static str, String)>, Gauge>,
     bytes: FamilyHandles<NameLabel, Counter>,

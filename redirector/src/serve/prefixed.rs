@@ -12,7 +12,7 @@ use std::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The first read's size, and the buffer's smallest growth.
-pub const FILL_STEP: usize = 4096;
+const FILL_STEP: usize = 4096;
 
 pub struct Prefixed<S> {
     prefix: Vec<u8>,

@@ -4,7 +4,7 @@
 //! family's (SipHash under a read lock shared by every serving thread).
 //! callgrind, per request: about 340 instructions instead of 500.
 
-use std::{cell::RefCell, collections::HashMap, sync::Arc};
+use std::{cell::RefCell, sync::Arc};
 
 use prometheus_client::{
     encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder},
@@ -96,7 +96,7 @@ impl std::hash::Hash for Target {
     }
 }
 
-type Handles = HashMap<RequestLabels, Counter, foldhash::fast::RandomState>;
+type Handles = foldhash::HashMap<RequestLabels, Counter>;
 
 thread_local! {
     /// By family: a process may run several servers (tests do). One

@@ -14,38 +14,27 @@ const FRAGMENT: u8 = 3;
 const HIGH: u8 = 4;
 
 /// Byte classes of a path (`http`'s, after the WHATWG URL path state).
-const PATH: [u8; 256] = {
-    let mut t = [INVALID; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = match i as u8 {
-            b'?' => QUERY,
-            b'#' => FRAGMENT,
-            0x21 | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7A | 0x7C | 0x7E => VALID,
-            b'"' | b'{' | b'}' => VALID,
-            0x80..=0xFF => HIGH,
-            _ => INVALID,
-        };
-        i += 1;
-    }
-    t
-};
-
+const PATH: [u8; 256] = classes(true);
 /// Byte classes of a query (the WHATWG URL query state).
-const QUERY_BYTES: [u8; 256] = {
+const QUERY_BYTES: [u8; 256] = classes(false);
+
+const fn classes(path: bool) -> [u8; 256] {
     let mut t = [INVALID; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = match i as u8 {
-            b'#' => FRAGMENT,
-            0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E => VALID,
-            0x80..=0xFF => HIGH,
+        t[i] = match (path, i as u8) {
+            (true, b'?') => QUERY,
+            (_, b'#') => FRAGMENT,
+            (true, 0x21 | 0x24..=0x3B | 0x3D | 0x40..=0x5F | 0x61..=0x7A | 0x7C | 0x7E) => VALID,
+            (true, b'"' | b'{' | b'}') => VALID,
+            (false, 0x21 | 0x24..=0x3B | 0x3D | 0x3F..=0x7E) => VALID,
+            (_, 0x80..=0xFF) => HIGH,
             _ => INVALID,
         };
         i += 1;
     }
     t
-};
+}
 
 /// Path bytes that need no second look: every `VALID` one of [`PATH`]
 /// (as range tests, so a whole chunk is checked at once).
