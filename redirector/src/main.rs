@@ -1,7 +1,7 @@
 //! `redirector`: the operator CLI; everything it does lives in the library.
 
 use clap::{CommandFactory, FromArgMatches};
-use redirector::cli::{Cli, LogFormat, long_version};
+use redirector::cli::{Cli, LogFormat, log_filter::log_directives, long_version};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -15,8 +15,12 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(cli.command.default_log_level()));
+    let default = cli.command.default_log_level();
+    let rust_log = std::env::var("RUST_LOG").ok();
+    // A RUST_LOG the filter cannot read falls back to the default, as
+    // before.
+    let filter = EnvFilter::try_new(log_directives(rust_log.as_deref(), default))
+        .unwrap_or_else(|_| EnvFilter::new(log_directives(None, default)));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod check_config;
 pub mod explain;
 pub mod explain_probe;
+pub mod log_filter;
 pub mod mirror_args;
 pub mod range_args;
 pub mod ranges;

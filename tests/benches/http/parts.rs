@@ -122,6 +122,14 @@ impl Bench {
                 cores,
             ),
         ];
+        let sessions: Vec<String> = servers.iter().map(|s| tls_session(&self.ns, s)).collect();
+        assert!(
+            sessions
+                .iter()
+                .all(|s| *s == sessions[0] && s.starts_with("TLSv1.3 ")),
+            "the servers negotiate different TLS sessions: {sessions:?}"
+        );
+        println!("TLS: every server negotiates {}", sessions[0]);
         let script = self.dir.join("tls-close.lua");
         wrk_script(&script, &self.requests, true);
         self.load(&servers, cores, "new TLS connection", &script, 16, "https")
@@ -286,6 +294,24 @@ impl Bench {
 }
 
 /// Every server answers every request alike, or the bench stops here.
+/// The protocol version and cipher suite `server` negotiates with an
+/// OpenSSL client (wrk's library), e.g. "TLSv1.3 TLS_AES_128_GCM_SHA256".
+fn tls_session(ns: &Netns, server: &Server) -> String {
+    let out = ns
+        .command("openssl")
+        .args(["s_client", "-brief", "-connect"])
+        .arg(server.socket.to_string())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    let text = String::from_utf8_lossy(&out.stderr);
+    let field = |name: &str| {
+        let line = text.lines().find_map(|l| l.strip_prefix(name));
+        line.map(str::trim).unwrap_or("?").to_owned()
+    };
+    format!("{} {}", field("Protocol version:"), field("Ciphersuite:"))
+}
+
 fn correctness(ns: &Netns, servers: &[Server], requests: &[Request]) {
     let targets: Vec<(String, std::net::SocketAddr)> =
         servers.iter().map(|s| (s.name.clone(), s.socket)).collect();

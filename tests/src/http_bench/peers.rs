@@ -81,6 +81,15 @@ pub struct Shape {
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
+/// The TLS session nginx and the redirector must both negotiate with
+/// wrk's OpenSSL client: TLS 1.3 (Debian's nginx 1.22 offers at most 1.2
+/// unless told) and AES-128-GCM chosen over the client's order, as the
+/// redirector chooses it (`serve/tls.rs`).
+const NGINX_TLS: &str = "ssl_protocols TLSv1.3;
+    ssl_prefer_server_ciphers on;
+    ssl_conf_command Ciphersuites \
+TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;";
+
 /// nginx: `geo` on the address `realip` took from X-Forwarded-For (sent by
 /// the trusted 127.0.0.1), and `return 307`. One worker runs without a
 /// master process: one process to pin, trace and count.
@@ -108,7 +117,7 @@ pub fn nginx_config(
         Some((cert, key)) => (
             format!("127.0.0.1:{port} ssl"),
             format!(
-                "ssl_certificate {};\n    ssl_certificate_key {};",
+                "ssl_certificate {};\n    ssl_certificate_key {};\n    {NGINX_TLS}",
                 cert.display(),
                 key.display()
             ),
