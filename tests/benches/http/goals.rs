@@ -12,6 +12,11 @@ fn say(ok: bool, what: String) {
     println!("goal {}: {what}", if ok { "met" } else { "MISSED" });
 }
 
+/// A figure the issue sets no goal for, printed beside the goals.
+fn note(what: String) {
+    println!("(no goal) {what}");
+}
+
 /// The counts side by side, ratios to nginx; then the redirector's and
 /// nginx's system calls per new connection by name.
 pub fn counts_table(counts: &[Counted]) -> String {
@@ -135,12 +140,15 @@ pub fn check(series: &[Series], counts: Option<&[Counted]>) {
             ) {
                 let (a, b) = (st.figures().p99, hp.figures().p99);
                 let (lower, paired) = rounds_lower(st, hp);
-                say(
-                    a <= b,
-                    format!(
-                        "{section} {mode} p99 no worse than HAProxy's: {a:.0} against {b:.0} µs (medians; lower in {lower} of {paired} rounds)"
-                    ),
+                let what = format!(
+                    "{section} {mode} p99 no worse than HAProxy's: {a:.0} against {b:.0} µs (medians; at most HAProxy's in {lower} of {paired} rounds)"
                 );
+                // The issue's p99 goal is the pinned mode's; on shared
+                // cores its goal is CPU only.
+                match section {
+                    "pinned" => say(a <= b, what),
+                    _ => note(what),
+                }
             }
         }
     }
