@@ -25,7 +25,7 @@
 //! writes JSON to `target/bench-http.json`. Needs root.
 //! `STEER_REDIRECTOR_BIN` names the binary (`cargo xtask bench http`
 //! builds it); `STEER_BENCH_SECONDS` (default 5), `STEER_BENCH_ROUNDS`
-//! (3) and `STEER_BENCH_COUNT` (1000: the smaller request count of the
+//! (5) and `STEER_BENCH_COUNT` (1000: the smaller request count of the
 //! counting runs) size the run; `STEER_BENCH_CORES` (`pinned,shared`)
 //! and `STEER_BENCH_PARTS` (`load,tls,direct,counts`) choose what runs.
 //! For profiling, `STEER_BENCH_ONLY=steer` loads only the servers whose
@@ -186,7 +186,7 @@ fn main() {
         backends,
         requests,
         seconds: env_u32("STEER_BENCH_SECONDS", 5),
-        rounds: env_u32("STEER_BENCH_ROUNDS", 3),
+        rounds: env_u32("STEER_BENCH_ROUNDS", 5),
     };
     std::fs::write(
         bench.dir.join("steer.toml"),
