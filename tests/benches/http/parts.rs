@@ -293,7 +293,6 @@ impl Bench {
     }
 }
 
-/// Every server answers every request alike, or the bench stops here.
 /// The protocol version and cipher suite `server` negotiates with an
 /// OpenSSL client (wrk's library), e.g. "TLSv1.3 TLS_AES_128_GCM_SHA256".
 fn tls_session(ns: &Netns, server: &Server) -> String {
@@ -312,6 +311,7 @@ fn tls_session(ns: &Netns, server: &Server) -> String {
     format!("{} {}", field("Protocol version:"), field("Ciphersuite:"))
 }
 
+/// Every server answers every request alike, or the bench stops here.
 fn correctness(ns: &Netns, servers: &[Server], requests: &[Request]) {
     let targets: Vec<(String, std::net::SocketAddr)> =
         servers.iter().map(|s| (s.name.clone(), s.socket)).collect();
