@@ -31,15 +31,13 @@ use crate::config::limits::Limits;
 use super::{
     activity::{Activity, IdleRule},
     handler::{self, ConnInfo},
-    http1_fast,
+    http1_fast::{self, MAX_HEADER_BYTES},
     metrics::{Counted, Metrics},
     prefixed::{Prefixed, Protocol, sniff},
     proxy_protocol,
     socket::Socket,
     state::{Source, State},
 };
-
-use super::http1_fast::MAX_HEADER_BYTES;
 
 /// What every connection of the public listener shares.
 pub struct Conns {

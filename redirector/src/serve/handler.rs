@@ -36,7 +36,7 @@ pub struct ConnInfo {
     pub checks: tokio::sync::Semaphore,
     /// The first valid Host header: a connection's requests name the same
     /// host, so later ones are compared, not parsed again.
-    pub host: std::sync::OnceLock<Box<[u8]>>,
+    pub host: OnceLock<Box<[u8]>>,
 }
 
 pub type Body = Full<Bytes>;

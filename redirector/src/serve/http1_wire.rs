@@ -195,8 +195,8 @@ pub fn encode(response: Response<Full<Bytes>>, head: bool, close: bool, out: &mu
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
     if !bodiless && !parts.headers.contains_key(http::header::CONTENT_LENGTH) {
-        let digits = Digits::of(body.len());
-        header_line(out, b"content-length", digits.as_bytes());
+        let mut digits = itoa::Buffer::new();
+        header_line(out, b"content-length", digits.format(body.len()).as_bytes());
     }
     if close {
         out.extend_from_slice(b"connection: close\r\n");
@@ -222,33 +222,6 @@ fn body_bytes(mut body: Full<Bytes>) -> Bytes {
     match Pin::new(&mut body).poll_frame(&mut cx) {
         Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
         _ => Bytes::new(),
-    }
-}
-
-/// A number in decimal without a `String`.
-struct Digits {
-    buf: [u8; 20],
-    start: usize,
-}
-
-impl Digits {
-    fn of(mut n: usize) -> Digits {
-        let mut d = Digits {
-            buf: [b'0'; 20],
-            start: 20,
-        };
-        loop {
-            d.start -= 1;
-            d.buf[d.start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                return d;
-            }
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[self.start..]
     }
 }
 

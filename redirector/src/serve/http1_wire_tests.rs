@@ -209,7 +209,13 @@ fn answers_are_written_as_hyper_writes_them() {
 
 #[test]
 fn lengths_in_decimal() {
-    for n in [0, 7, 10, 19, 1234567890, usize::MAX] {
-        assert_eq!(Digits::of(n).as_bytes(), n.to_string().as_bytes());
+    for n in [0, 7, 10, 19, 123456] {
+        let text = answer(
+            Response::new(Full::new(Bytes::from(vec![b'x'; n]))),
+            true,
+            false,
+        );
+        let line = format!("\r\ncontent-length: {n}\r\n");
+        assert!(text.contains(&line), "{n}: {text:?}");
     }
 }
